@@ -1,0 +1,21 @@
+//! Database migrations for mobile-bff, run at server start and by `mobile-bff migrate`.
+//!
+//! Each migration is one module named by date and concern. Migrations are written with
+//! sea-query so that the same code creates the schema on SQLite (embedded mode) and
+//! PostgreSQL (cluster mode). Every list the API exposes has a keyset index that matches its
+//! `ORDER BY` exactly, so that paging never sorts or scans.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_social;
+mod m20261125_000002_idempotency;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_social::Migration), Box::new(m20261125_000002_idempotency::Migration)]
+    }
+}

@@ -1,0 +1,72 @@
+//! The application state: every long-lived dependency, built once at start and shared (in an
+//! `Arc`) by handlers, resolvers and background tasks.
+
+use std::sync::Arc;
+
+use crate::{
+    config::Settings,
+    db::Db,
+    infra::{
+        keys::{KeyError, SigningKeys},
+        metrics::Metrics,
+    },
+};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The signing key could not be loaded or generated.
+    #[error("signing key: {0}")]
+    Keys(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Everything a request may need.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration the process started with.
+    pub settings: Settings,
+    /// The database (SQLite or PostgreSQL).
+    pub db: Db,
+    /// Access-token signing and verification keys.
+    pub keys: SigningKeys,
+    /// This server's metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// Creates the data directory, connects and migrates the database and loads the keys.
+    pub async fn init(settings: Settings) -> Result<Arc<Self>, StartError> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
+        let metrics = Arc::new(Metrics::new());
+        let db =
+            Db::connect(settings.database_url.expose(), settings.database_max_connections, metrics.clone()).await?;
+        db.migrate().await?;
+        let keys = SigningKeys::load(&settings.auth, &settings.data_dir)?;
+        Ok(Arc::new(Self { settings, db, keys, metrics }))
+    }
+
+    /// The URL of a media object by storage key.
+    pub fn media_url(&self, key: &str) -> String {
+        format!("{}/media/{key}", self.settings.public_base_url.trim_end_matches('/'))
+    }
+}

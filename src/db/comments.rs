@@ -1,0 +1,122 @@
+//! Comment queries. Comments come with their author in the same statement, so rendering a
+//! comment never costs a second query.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement, Value};
+
+use super::{
+    entities::{comment, user},
+    keyset::{Keyset, Page},
+    stats::placeholders,
+};
+
+/// A comment row joined with its author's row.
+#[derive(Clone, Debug, FromQueryResult)]
+struct CommentRow {
+    id: i64,
+    post_id: i64,
+    author_id: i64,
+    body: String,
+    created_at: DateTime<Utc>,
+    author_handle: String,
+    author_display_name: String,
+    author_bio: String,
+    author_avatar_key: Option<String>,
+    author_created_at: DateTime<Utc>,
+}
+
+/// A comment and its author.
+pub type CommentWithAuthor = (comment::Model, user::Model);
+
+impl From<CommentRow> for CommentWithAuthor {
+    fn from(row: CommentRow) -> Self {
+        (
+            comment::Model {
+                id: row.id,
+                post_id: row.post_id,
+                author_id: row.author_id,
+                body: row.body,
+                created_at: row.created_at,
+                deleted_at: None,
+            },
+            user::Model {
+                id: row.author_id,
+                handle: row.author_handle,
+                display_name: row.author_display_name,
+                bio: row.author_bio,
+                avatar_key: row.author_avatar_key,
+                created_at: row.author_created_at,
+            },
+        )
+    }
+}
+
+const SELECT_WITH_AUTHOR: &str = "c.id, c.post_id, c.author_id, c.body, c.created_at, \
+     u.handle AS author_handle, u.display_name AS author_display_name, u.bio AS author_bio, \
+     u.avatar_key AS author_avatar_key, u.created_at AS author_created_at";
+
+/// The newest `per_post + 1` live comments of each post, in one statement (a window function
+/// ranks comments per post). The extra row tells the caller whether a next page exists.
+pub async fn newest_per_post(
+    conn: &impl ConnectionTrait,
+    post_ids: &[i64],
+    per_post: usize,
+) -> Result<Vec<CommentWithAuthor>, DbErr> {
+    if post_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {SELECT_WITH_AUTHOR} FROM (\
+           SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.post_id ORDER BY c.created_at DESC, c.id DESC) AS rn \
+           FROM comments c WHERE c.deleted_at IS NULL AND c.post_id IN ({})\
+         ) c JOIN users u ON u.id = c.author_id WHERE c.rn <= $1 ORDER BY c.post_id, c.rn",
+        placeholders(2, post_ids.len())
+    );
+    let mut values: Vec<Value> = vec![(per_post as i64 + 1).into()];
+    values.extend(post_ids.iter().map(|id| Value::from(*id)));
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let rows = CommentRow::find_by_statement(stmt).all(conn).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// One page of a post's live comments, newest first, after a cursor.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    post_id: i64,
+    after: Option<Keyset>,
+    limit: usize,
+) -> Result<Page<CommentWithAuthor>, DbErr> {
+    let mut values: Vec<Value> = vec![post_id.into(), (limit as i64 + 1).into()];
+    let keyset = match after {
+        Some(after) => {
+            values.push(after.created_at.into());
+            values.push(after.id.into());
+            " AND (c.created_at < $3 OR (c.created_at = $3 AND c.id < $4))"
+        }
+        None => "",
+    };
+    let sql = format!(
+        "SELECT {SELECT_WITH_AUTHOR} FROM comments c JOIN users u ON u.id = c.author_id \
+         WHERE c.post_id = $1 AND c.deleted_at IS NULL{keyset} \
+         ORDER BY c.created_at DESC, c.id DESC LIMIT $2"
+    );
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let rows = CommentRow::find_by_statement(stmt).all(conn).await?;
+    Ok(Page::from_overfetch(rows.into_iter().map(Into::into).collect(), limit))
+}
+
+/// Live comments with the given ids, with their authors.
+pub async fn by_ids(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec<CommentWithAuthor>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {SELECT_WITH_AUTHOR} FROM comments c JOIN users u ON u.id = c.author_id \
+         WHERE c.deleted_at IS NULL AND c.id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let values = ids.iter().map(|id| Value::from(*id));
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let rows = CommentRow::find_by_statement(stmt).all(conn).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}

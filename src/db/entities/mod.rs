@@ -1,0 +1,12 @@
+//! SeaORM entities: one module per table, mirroring `migrations/`.
+//!
+//! These are storage rows, not API types: the GraphQL layer maps them to its own types so that
+//! a column can change without changing the public schema.
+
+pub mod comment;
+pub mod follow;
+pub mod idempotency_key;
+pub mod post;
+pub mod post_media;
+pub mod reaction;
+pub mod user;

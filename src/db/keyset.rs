@@ -1,0 +1,41 @@
+//! Keyset pagination over `(created_at, id)` in descending order.
+//!
+//! A page after a cursor is "rows strictly older than the cursor row", so rows inserted while
+//! a user scrolls appear only at the top and never shift or repeat later pages.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, Condition};
+
+/// The sort key of one row: its creation time and its id as a tiebreaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Keyset {
+    /// Creation time of the row.
+    pub created_at: DateTime<Utc>,
+    /// Id of the row (or of the other side, for follows).
+    pub id: i64,
+}
+
+/// Rows strictly after `after` in `(created_at DESC, id DESC)` order.
+pub fn older_than<C1: ColumnTrait, C2: ColumnTrait>(created_at: C1, id: C2, after: Keyset) -> Condition {
+    Condition::any()
+        .add(created_at.lt(after.created_at))
+        .add(Condition::all().add(created_at.eq(after.created_at)).add(id.lt(after.id)))
+}
+
+/// One page of rows plus whether more follow.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    /// The rows, at most the requested count.
+    pub rows: Vec<T>,
+    /// True when at least one more row exists after the last one.
+    pub has_next: bool,
+}
+
+impl<T> Page<T> {
+    /// Splits a result fetched with `limit + 1` into a page of `limit` rows.
+    pub fn from_overfetch(mut rows: Vec<T>, limit: usize) -> Self {
+        let has_next = rows.len() > limit;
+        rows.truncate(limit);
+        Self { rows, has_next }
+    }
+}

@@ -1,0 +1,217 @@
+//! Per-operation DataLoaders: every relation and count of a screen is fetched in one batch
+//! per level, whatever the page size.
+//!
+//! Loaders cache per operation (a fresh set is built for every GraphQL operation) and run
+//! their batches through the operation's [`BatchSpawner`], which makes batching
+//! deterministic. Queries that already join a related row (posts with authors, comments with
+//! authors) prime the user cache so that rendering those authors costs no statement.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use sea_orm::DbErr;
+
+use super::batch_driver::BatchSpawner;
+use crate::{
+    config::DataLoaderSettings,
+    db::{
+        self, Db,
+        comments::CommentWithAuthor,
+        entities::{post, post_media, user},
+        stats::{PostStats, UserStats},
+    },
+    infra::metrics::Metrics,
+};
+
+/// Error type of every loader (cheap to clone into each waiting resolver).
+pub type LoadError = Arc<DbErr>;
+
+/// What every loader needs.
+#[derive(Clone)]
+pub struct LoaderContext {
+    db: Db,
+    metrics: Arc<Metrics>,
+    viewer: i64,
+}
+
+impl LoaderContext {
+    fn observe(&self, loader: &str, keys: usize) {
+        self.metrics.observe_batch(loader, keys);
+    }
+}
+
+/// Users by id.
+pub struct UserLoader(LoaderContext);
+/// Live posts by id.
+pub struct PostLoader(LoaderContext);
+/// Media of posts by post id.
+pub struct MediaLoader(LoaderContext);
+/// Counts and viewer reaction of posts by post id.
+pub struct PostStatsLoader(LoaderContext);
+/// Counts and viewer follow state of users by user id.
+pub struct UserStatsLoader(LoaderContext);
+/// The newest comments of posts (first page of `Post.comments`).
+pub struct NewestCommentsLoader(LoaderContext);
+/// Live comments by id.
+pub struct CommentLoader(LoaderContext);
+
+/// Key of [`NewestCommentsLoader`]: a post and how many comments are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NewestCommentsKey {
+    /// The post.
+    pub post_id: i64,
+    /// Page size; the loader returns up to one more row to tell whether more exist.
+    pub first: usize,
+}
+
+impl Loader<i64> for UserLoader {
+    type Value = user::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.observe("users", keys.len());
+        let rows = db::users::by_ids(self.0.db.conn(), keys).await?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+impl Loader<i64> for PostLoader {
+    type Value = post::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.observe("posts", keys.len());
+        let rows = db::posts::by_ids(self.0.db.conn(), keys).await?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+impl Loader<i64> for MediaLoader {
+    type Value = Vec<post_media::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.observe("post_media", keys.len());
+        let rows = db::posts::media_for(self.0.db.conn(), keys).await?;
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in rows {
+            out.entry(row.post_id).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<i64> for PostStatsLoader {
+    type Value = PostStats;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.observe("post_stats", keys.len());
+        let rows = db::stats::post_stats(self.0.db.conn(), self.0.viewer, keys).await?;
+        Ok(rows.into_iter().map(|row| (row.post_id, row)).collect())
+    }
+}
+
+impl Loader<i64> for UserStatsLoader {
+    type Value = UserStats;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.observe("user_stats", keys.len());
+        let rows = db::stats::user_stats(self.0.db.conn(), self.0.viewer, keys).await?;
+        Ok(rows.into_iter().map(|row| (row.user_id, row)).collect())
+    }
+}
+
+impl Loader<NewestCommentsKey> for NewestCommentsLoader {
+    type Value = Vec<CommentWithAuthor>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[NewestCommentsKey]) -> Result<HashMap<NewestCommentsKey, Self::Value>, Self::Error> {
+        self.0.observe("newest_comments", keys.len());
+        // One statement per distinct page size (a screen normally uses one).
+        let mut by_size: HashMap<usize, Vec<i64>> = HashMap::new();
+        for key in keys {
+            by_size.entry(key.first).or_default().push(key.post_id);
+        }
+        let mut out: HashMap<NewestCommentsKey, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (first, post_ids) in by_size {
+            for row in db::comments::newest_per_post(self.0.db.conn(), &post_ids, first).await? {
+                out.entry(NewestCommentsKey { post_id: row.0.post_id, first }).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<i64> for CommentLoader {
+    type Value = CommentWithAuthor;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        self.0.observe("comments", keys.len());
+        let rows = db::comments::by_ids(self.0.db.conn(), keys).await?;
+        Ok(rows.into_iter().map(|row| (row.0.id, row)).collect())
+    }
+}
+
+/// The loaders of one operation.
+pub struct Loaders {
+    /// Users by id.
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    /// Posts by id.
+    pub posts: DataLoader<PostLoader, HashMapCache>,
+    /// Media by post id.
+    pub media: DataLoader<MediaLoader, HashMapCache>,
+    /// Post counts and viewer reaction by post id.
+    pub post_stats: DataLoader<PostStatsLoader, HashMapCache>,
+    /// User counts and viewer follow state by user id.
+    pub user_stats: DataLoader<UserStatsLoader, HashMapCache>,
+    /// First page of comments per post.
+    pub newest_comments: DataLoader<NewestCommentsLoader, HashMapCache>,
+    /// Comments by id.
+    pub comments: DataLoader<CommentLoader, HashMapCache>,
+}
+
+fn loader<T>(inner: T, spawner: &BatchSpawner, settings: &DataLoaderSettings) -> DataLoader<T, HashMapCache>
+where
+    T: Send + Sync + 'static,
+{
+    let spawner = spawner.clone();
+    DataLoader::with_cache(inner, move |batch| spawner.spawn(batch), HashMapCache::default())
+        .delay(std::time::Duration::from_micros(settings.delay_micros))
+        .max_batch_size(settings.max_batch_size)
+}
+
+impl Loaders {
+    /// A fresh set for one operation of `viewer` (0 when anonymous).
+    pub fn new(
+        db: Db,
+        metrics: Arc<Metrics>,
+        viewer: i64,
+        spawner: &BatchSpawner,
+        settings: &DataLoaderSettings,
+    ) -> Self {
+        let ctx = LoaderContext { db, metrics, viewer };
+        Self {
+            users: loader(UserLoader(ctx.clone()), spawner, settings),
+            posts: loader(PostLoader(ctx.clone()), spawner, settings),
+            media: loader(MediaLoader(ctx.clone()), spawner, settings),
+            post_stats: loader(PostStatsLoader(ctx.clone()), spawner, settings),
+            user_stats: loader(UserStatsLoader(ctx.clone()), spawner, settings),
+            newest_comments: loader(NewestCommentsLoader(ctx.clone()), spawner, settings),
+            comments: loader(CommentLoader(ctx), spawner, settings),
+        }
+    }
+
+    /// Forgets every cached value (after a mutation changed them).
+    pub fn clear(&self) {
+        self.users.clear::<i64>();
+        self.posts.clear::<i64>();
+        self.media.clear::<i64>();
+        self.post_stats.clear::<i64>();
+        self.user_stats.clear::<i64>();
+        self.newest_comments.clear::<NewestCommentsKey>();
+        self.comments.clear::<i64>();
+    }
+}

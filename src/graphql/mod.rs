@@ -1,0 +1,42 @@
+//! The GraphQL layer: schema, types mapped from storage rows, loaders, limits and the error
+//! contract. [`build_schema`] is the single place the schema is assembled, used by the server
+//! and by `mobile-bff schema` (which writes `schema.graphql`).
+
+pub mod batch_driver;
+pub mod context;
+pub mod error;
+pub mod error_codes;
+pub mod ids;
+pub mod loaders;
+pub mod mutation;
+pub mod pagination;
+pub mod query;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema};
+
+use crate::{app::App, config::LimitSettings};
+
+/// The executable schema.
+pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Builds the schema with the configured limits; `app` is attached as schema data.
+pub fn build_schema(app: Option<Arc<App>>, limits: &LimitSettings) -> AppSchema {
+    let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(64)
+        .limit_directives(32)
+        .extension(error_codes::ErrorCodes { max_fields: limits.max_fields });
+    if let Some(app) = app {
+        builder = builder.data(app);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None, &LimitSettings::default()).sdl()
+}

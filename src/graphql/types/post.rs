@@ -1,0 +1,250 @@
+//! `Post` and `PostMedia`: a post's content, author, media, counts, the viewer's reaction
+//! and its comments.
+
+use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject, connection::Connection};
+use chrono::{DateTime, Utc};
+
+use super::{comment::Comment, count, user::User};
+use crate::{
+    db::{
+        self,
+        entities::{post, post_media},
+        keyset::{Keyset, Page},
+        posts::PostWithAuthor,
+    },
+    graphql::{
+        context::{app, loaders, viewer},
+        error::{ErrorCode, api_error, db_error, loader_error},
+        ids::{self, NodeType},
+        loaders::NewestCommentsKey,
+        pagination::{ListKind, PageArgs, connection, connection_complexity},
+    },
+};
+
+/// How a user reacted to a post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub enum ReactionKind {
+    /// 👍
+    Like,
+    /// ❤️
+    Love,
+    /// 😂
+    Haha,
+    /// 😮
+    Wow,
+    /// 😢
+    Sad,
+    /// 😠
+    Angry,
+}
+
+impl ReactionKind {
+    /// The stored form.
+    pub fn as_storage(self) -> &'static str {
+        match self {
+            Self::Like => "like",
+            Self::Love => "love",
+            Self::Haha => "haha",
+            Self::Wow => "wow",
+            Self::Sad => "sad",
+            Self::Angry => "angry",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn from_storage(kind: &str) -> Option<Self> {
+        match kind {
+            "like" => Some(Self::Like),
+            "love" => Some(Self::Love),
+            "haha" => Some(Self::Haha),
+            "wow" => Some(Self::Wow),
+            "sad" => Some(Self::Sad),
+            "angry" => Some(Self::Angry),
+            _ => None,
+        }
+    }
+}
+
+/// An image or video attached to a post.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct PostMedia {
+    #[graphql(skip)]
+    pub storage_key: String,
+    /// MIME type of the original.
+    pub mime_type: String,
+    /// Width of the original in pixels.
+    pub width: i32,
+    /// Height of the original in pixels.
+    pub height: i32,
+    /// BlurHash placeholder to show while the image loads.
+    pub blurhash: String,
+    /// Accessibility text.
+    pub alt_text: Option<String>,
+}
+
+impl From<post_media::Model> for PostMedia {
+    fn from(row: post_media::Model) -> Self {
+        Self {
+            storage_key: row.storage_key,
+            mime_type: row.mime_type,
+            width: row.width,
+            height: row.height,
+            blurhash: row.blurhash,
+            alt_text: row.alt_text,
+        }
+    }
+}
+
+#[ComplexObject]
+impl PostMedia {
+    /// URL of the media object.
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(app(ctx)?.media_url(&self.storage_key))
+    }
+
+    /// Width divided by height, to reserve layout space before loading.
+    async fn aspect_ratio(&self) -> f64 {
+        f64::from(self.width) / f64::from(self.height.max(1))
+    }
+}
+
+/// A post in a feed or on a profile.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct Post {
+    #[graphql(skip)]
+    pub row_id: i64,
+    #[graphql(skip)]
+    pub author_id: i64,
+    /// Text of the post.
+    pub body: String,
+    /// URLs mentioned in the post.
+    pub links: Vec<String>,
+    /// When it was posted.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<post::Model> for Post {
+    fn from(row: post::Model) -> Self {
+        let links = serde_json::from_value(row.links).unwrap_or_default();
+        Self {
+            row_id: row.id,
+            author_id: row.author_id,
+            body: row.body,
+            links,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl Post {
+    /// A connection from a page of posts fetched with their authors; the authors prime the
+    /// user loader so that `author` costs no further statement.
+    pub async fn connection_with_authors(
+        ctx: &Context<'_>,
+        kind: ListKind,
+        page: Page<PostWithAuthor>,
+        had_cursor: bool,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        let authors: Vec<(i64, db::entities::user::Model)> =
+            page.rows.iter().filter_map(|(_, author)| author.clone()).map(|a| (a.id, a)).collect();
+        loaders(ctx)?.users.feed_many(authors).await;
+        Ok(connection(
+            kind,
+            page,
+            had_cursor,
+            |(p, _)| Keyset { created_at: p.created_at, id: p.id },
+            |(p, _)| Some(Post::from(p)),
+        ))
+    }
+
+    async fn stats(&self, ctx: &Context<'_>) -> async_graphql::Result<db::stats::PostStats> {
+        let stats = loaders(ctx)?.post_stats.load_one(self.row_id).await.map_err(loader_error)?;
+        Ok(stats.unwrap_or(db::stats::PostStats {
+            post_id: self.row_id,
+            reaction_count: 0,
+            comment_count: 0,
+            viewer_reaction: None,
+        }))
+    }
+}
+
+#[ComplexObject]
+impl Post {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::Post, self.row_id)
+    }
+
+    /// Who wrote it.
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        loaders(ctx)?
+            .users
+            .load_one(self.author_id)
+            .await
+            .map_err(loader_error)?
+            .map(User::from)
+            .ok_or_else(|| api_error(ErrorCode::NotFound, "author not found"))
+    }
+
+    /// Attached media, in display order.
+    async fn media(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PostMedia>> {
+        let media = loaders(ctx)?.media.load_one(self.row_id).await.map_err(loader_error)?;
+        Ok(media.unwrap_or_default().into_iter().map(PostMedia::from).collect())
+    }
+
+    /// Number of reactions of any kind.
+    async fn reaction_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(count(self.stats(ctx).await?.reaction_count))
+    }
+
+    /// Number of comments.
+    async fn comment_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(count(self.stats(ctx).await?.comment_count))
+    }
+
+    /// The viewer's reaction, if any (null when anonymous).
+    async fn viewer_reaction(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ReactionKind>> {
+        if viewer(ctx).user_id.is_none() {
+            return Ok(None);
+        }
+        Ok(self.stats(ctx).await?.viewer_reaction.as_deref().and_then(ReactionKind::from_storage))
+    }
+
+    /// Comments, newest first. The first page of every post on a screen is fetched in one
+    /// batch; later pages (`after`) are fetched per post.
+    #[graphql(complexity = "connection_complexity(child_complexity, first)")]
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already shown.")] after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Comment>> {
+        let app = app(ctx)?;
+        let args = PageArgs::parse(ListKind::Comments, first, after.as_deref(), app.settings.limits.max_page_size)?;
+        let loaders = loaders(ctx)?;
+        let page = match args.after {
+            None => {
+                let key = NewestCommentsKey { post_id: self.row_id, first: args.first };
+                let rows = loaders.newest_comments.load_one(key).await.map_err(loader_error)?;
+                Page::from_overfetch(rows.unwrap_or_default(), args.first)
+            }
+            Some(after) => {
+                db::comments::page(app.db.conn(), self.row_id, Some(after), args.first).await.map_err(db_error)?
+            }
+        };
+        let authors: Vec<_> = page.rows.iter().map(|(_, author)| (author.id, author.clone())).collect();
+        loaders.users.feed_many(authors).await;
+        Ok(connection(
+            ListKind::Comments,
+            page,
+            args.after.is_some(),
+            |(c, _)| Keyset { created_at: c.created_at, id: c.id },
+            |(c, _)| Some(Comment::from(c)),
+        ))
+    }
+}

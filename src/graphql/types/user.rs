@@ -1,0 +1,163 @@
+//! `User`: profile fields, counts, the viewer's follow state, and the user's lists.
+
+use async_graphql::{ComplexObject, Context, ID, SimpleObject, connection::Connection};
+use chrono::{DateTime, Utc};
+
+use super::{count, post::Post};
+use crate::{
+    db::{self, entities::user, follows::Direction, keyset::Keyset},
+    graphql::{
+        context::{app, loaders, viewer},
+        error::{db_error, loader_error},
+        ids::{self, NodeType},
+        pagination::{ListKind, PageArgs, connection, connection_complexity},
+    },
+};
+
+/// A person using the app.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(complex)]
+pub struct User {
+    #[graphql(skip)]
+    pub row_id: i64,
+    /// Unique handle, lower-case, without `@`.
+    pub handle: String,
+    /// Name shown on screen.
+    pub display_name: String,
+    /// Profile text.
+    pub bio: String,
+    #[graphql(skip)]
+    pub avatar_key: Option<String>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for User {
+    fn from(row: user::Model) -> Self {
+        Self {
+            row_id: row.id,
+            handle: row.handle,
+            display_name: row.display_name,
+            bio: row.bio,
+            avatar_key: row.avatar_key,
+            created_at: row.created_at,
+        }
+    }
+}
+
+impl User {
+    async fn stats(&self, ctx: &Context<'_>) -> async_graphql::Result<db::stats::UserStats> {
+        let stats = loaders(ctx)?.user_stats.load_one(self.row_id).await.map_err(loader_error)?;
+        Ok(stats.unwrap_or(db::stats::UserStats {
+            user_id: self.row_id,
+            follower_count: 0,
+            following_count: 0,
+            post_count: 0,
+            viewer_follows: 0,
+        }))
+    }
+
+    async fn follow_list(
+        &self,
+        ctx: &Context<'_>,
+        direction: Direction,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        let app = app(ctx)?;
+        let kind = match direction {
+            Direction::Followers => ListKind::Followers,
+            Direction::Following => ListKind::Following,
+        };
+        let args = PageArgs::parse(kind, first, after.as_deref(), app.settings.limits.max_page_size)?;
+        let page =
+            db::follows::page(app.db.conn(), self.row_id, direction, args.after, args.first).await.map_err(db_error)?;
+        let other = |f: &db::entities::follow::Model| match direction {
+            Direction::Followers => f.follower_id,
+            Direction::Following => f.followee_id,
+        };
+        let ids: Vec<i64> = page.rows.iter().map(other).collect();
+        let users = loaders(ctx)?.users.load_many(ids).await.map_err(loader_error)?;
+        Ok(connection(
+            kind,
+            page,
+            args.after.is_some(),
+            |f| Keyset { created_at: f.created_at, id: other(f) },
+            |f| users.get(&other(&f)).cloned().map(User::from),
+        ))
+    }
+}
+
+#[ComplexObject]
+impl User {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::User, self.row_id)
+    }
+
+    /// Avatar image URL, if the user has one.
+    async fn avatar_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let app = app(ctx)?;
+        Ok(self.avatar_key.as_deref().map(|key| app.media_url(key)))
+    }
+
+    /// Number of followers.
+    async fn follower_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(count(self.stats(ctx).await?.follower_count))
+    }
+
+    /// Number of users this user follows.
+    async fn following_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(count(self.stats(ctx).await?.following_count))
+    }
+
+    /// Number of live posts.
+    async fn post_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Ok(count(self.stats(ctx).await?.post_count))
+    }
+
+    /// Whether the viewer follows this user (false when anonymous).
+    async fn viewer_is_following(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        if viewer(ctx).user_id.is_none() {
+            return Ok(false);
+        }
+        Ok(self.stats(ctx).await?.viewer_follows > 0)
+    }
+
+    /// The user's posts, newest first.
+    #[graphql(complexity = "connection_complexity(child_complexity, first)")]
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already shown.")] after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Post>> {
+        let app = app(ctx)?;
+        let args = PageArgs::parse(ListKind::UserPosts, first, after.as_deref(), app.settings.limits.max_page_size)?;
+        let page =
+            db::posts::by_author_page(app.db.conn(), self.row_id, args.after, args.first).await.map_err(db_error)?;
+        Post::connection_with_authors(ctx, ListKind::UserPosts, page, args.after.is_some()).await
+    }
+
+    /// Users following this user, most recent first.
+    #[graphql(complexity = "connection_complexity(child_complexity, first)")]
+    async fn followers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already shown.")] after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        self.follow_list(ctx, Direction::Followers, first, after).await
+    }
+
+    /// Users this user follows, most recent first.
+    #[graphql(complexity = "connection_complexity(child_complexity, first)")]
+    async fn following(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge already shown.")] after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        self.follow_list(ctx, Direction::Following, first, after).await
+    }
+}

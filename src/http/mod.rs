@@ -1,0 +1,96 @@
+//! The HTTP layer: routes, middleware and the GraphQL transport.
+//!
+//! Middleware, outermost first: request context ([`observe`]: request id, client info,
+//! tracing span, metrics, access log), JSON errors for anything a layer below answers
+//! without a JSON body ([`errors::ensure_json_errors`]), panic catching, CORS, response
+//! compression and request decompression. Handlers sit in one module per concern.
+
+pub mod auth;
+pub mod errors;
+pub mod graphql;
+pub mod health;
+pub mod observe;
+pub mod playground;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware,
+    routing::{get, post},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    decompression::RequestDecompressionLayer,
+};
+
+use crate::{app::App, config::CorsSettings, graphql::AppSchema};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Application dependencies.
+    pub app: Arc<App>,
+    /// The executable schema.
+    pub schema: AppSchema,
+    /// The schema in SDL, rendered once.
+    pub sdl: Arc<str>,
+}
+
+/// Builds the router with every route and middleware.
+pub fn router(state: HttpState) -> Router {
+    let cors = cors_layer(&state.app.settings.cors);
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
+        .route("/schema.graphql", get(health::schema_sdl))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/.well-known/jwks.json", get(health::jwks));
+    if state.app.settings.playground.enabled {
+        router = router
+            .route("/playground", get(playground::page))
+            .route("/playground/", get(playground::page))
+            .route("/playground/app.js", get(playground::app_js))
+            .route("/playground/vendor/{file}", get(playground::vendor))
+            .route("/playground/queries.json", get(playground::queries))
+            .route("/playground/config.json", get(playground::config))
+            .route("/playground/dev-login", post(playground::dev_login));
+    }
+    router
+        .fallback(errors::not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(CatchPanicLayer::custom(errors::panic_response))
+        .layer(middleware::from_fn(errors::ensure_json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
+        .with_state(state)
+}
+
+fn cors_layer(settings: &CorsSettings) -> CorsLayer {
+    let origins = if settings.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(settings.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let client_headers = ["x-app-version", "x-app-build", "x-platform", "x-device-id", "x-timezone", "x-request-id"]
+        .map(HeaderName::from_static);
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(
+            [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT_LANGUAGE, header::CONTENT_ENCODING]
+                .into_iter()
+                .chain(client_headers)
+                .collect::<Vec<_>>(),
+        )
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600))
+}

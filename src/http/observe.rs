@@ -1,0 +1,117 @@
+//! Request context middleware: request id, client info, tracing span, metrics, access log.
+//!
+//! A client may send its own `X-Request-Id` (to correlate with app logs); it is kept only if
+//! it is short and plain (≤ 64 of `[A-Za-z0-9._-]`), otherwise a UUID is generated, so client
+//! input can never forge log lines. The id is echoed on every response.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use tracing::Instrument;
+
+use super::HttpState;
+use crate::{
+    infra::metrics::{LatencyLabels, RequestLabels},
+    request::{ClientInfo, Platform, valid_locale, valid_timezone},
+};
+
+/// The id of one request, in request extensions.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The operation label a handler wants recorded (set in response extensions).
+#[derive(Clone, Debug)]
+pub struct OperationLabel(pub String);
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Parses the client-info headers; malformed values are dropped.
+pub fn client_info(headers: &HeaderMap) -> ClientInfo {
+    ClientInfo {
+        app_version: header(headers, "x-app-version").and_then(|v| semver::Version::parse(v).ok()),
+        app_build: header(headers, "x-app-build")
+            .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+            .map(str::to_owned),
+        platform: header(headers, "x-platform").map(Platform::parse).unwrap_or_default(),
+        device_id: header(headers, "x-device-id").and_then(|v| uuid::Uuid::parse_str(v).ok()),
+        timezone: header(headers, "x-timezone").filter(|v| valid_timezone(v)).map(str::to_owned),
+        locale: header(headers, "accept-language")
+            .and_then(|v| v.split([',', ';']).next())
+            .map(str::trim)
+            .filter(|v| valid_locale(v))
+            .map(str::to_owned),
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    header(headers, "x-request-id")
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/graphql" => "/graphql",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/schema.graphql" => "/schema.graphql",
+        "/.well-known/jwks.json" => "/.well-known/jwks.json",
+        p if p.starts_with("/playground") => "/playground",
+        _ => "unmatched",
+    }
+}
+
+/// The middleware.
+pub async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(request.headers());
+    let client = client_info(request.headers());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", id = %id, %method, path = %path);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(client.clone());
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    let elapsed = started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let metrics = &state.app.metrics;
+    let operation = match response.extensions().get::<OperationLabel>() {
+        Some(OperationLabel(name)) => metrics.operation_labels.admit(name),
+        None => route_label(&path).to_owned(),
+    };
+    let app_version = match client.app_version {
+        Some(_) => metrics.app_version_labels.admit(&client.version_label()),
+        None => "unknown".to_owned(),
+    };
+    let status = response.status();
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            operation: operation.clone(),
+            status: status.as_str().to_owned(),
+            platform: client.platform.as_str().to_owned(),
+            app_version,
+        })
+        .inc();
+    metrics
+        .request_seconds
+        .get_or_create(&LatencyLabels { operation: operation.clone() })
+        .observe(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), operation = %operation, ms = elapsed.as_secs_f64() * 1000.0, "served");
+    });
+    response
+}

@@ -1,0 +1,257 @@
+//! Access-token signing keys: Ed25519 (`EdDSA`) JWTs with a `kid`, published as a JWKS.
+//!
+//! The key comes from configuration (`auth.signing_key_pem`, PKCS#8 PEM) or, when none is
+//! configured, is generated on first start into `<data_dir>/jwt-signing-key.pem` (mode 0600)
+//! and reused afterwards, so that tokens survive restarts. The `kid` is the RFC 7638 JWK
+//! thumbprint of the public key.
+
+use std::path::Path;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ed25519_dalek::{
+    SigningKey,
+    pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding},
+};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    jwk::{
+        AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters,
+        OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+    },
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthSettings;
+
+/// File name of the generated key inside the data directory.
+pub const GENERATED_KEY_FILE: &str = "jwt-signing-key.pem";
+
+/// Why keys could not be loaded or a token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The configured or stored key is not an Ed25519 PKCS#8 PEM key.
+    #[error("signing key is not an Ed25519 PKCS#8 PEM key")]
+    InvalidKey,
+    /// The key file could not be read or written.
+    #[error("signing key file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The OS random source failed.
+    #[error("random source unavailable")]
+    Random,
+    /// Signing failed.
+    #[error("token signing failed: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Why a presented token was refused. The detail is for logs; clients only see
+/// `UNAUTHENTICATED`.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Expired, not yet valid, bad signature, wrong issuer or audience, unknown `kid`,
+    /// malformed.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// User id as a decimal string.
+    pub sub: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+}
+
+/// The signing key set of one server.
+pub struct SigningKeys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwks: JwkSet,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_seconds: u64,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKeys {
+    /// Loads the configured key, or the generated one from `data_dir` (creating it if absent).
+    pub fn load(settings: &AuthSettings, data_dir: &Path) -> Result<Self, KeyError> {
+        let pem = if settings.signing_key_pem.expose().trim().is_empty() {
+            load_or_generate(&data_dir.join(GENERATED_KEY_FILE))?
+        } else {
+            settings.signing_key_pem.expose().to_owned()
+        };
+        Self::from_pem(&pem, settings)
+    }
+
+    /// Builds the key set from a PKCS#8 PEM Ed25519 private key.
+    pub fn from_pem(pem: &str, settings: &AuthSettings) -> Result<Self, KeyError> {
+        let signing = SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyError::InvalidKey)?;
+        let der = signing.to_pkcs8_der().map_err(|_| KeyError::InvalidKey)?;
+        let encoding = EncodingKey::from_ed_der(der.as_bytes());
+        let public = signing.verifying_key().to_bytes();
+        let decoding = DecodingKey::from_ed_der(&public);
+        let mut jwk = Jwk {
+            common: CommonParameters::default(),
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: b64url(&public),
+            }),
+        };
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        validation.leeway = settings.leeway_seconds;
+        Ok(Self {
+            kid,
+            encoding,
+            decoding,
+            jwks: JwkSet { keys: vec![jwk] },
+            validation,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            ttl_seconds: settings.access_token_ttl_seconds,
+        })
+    }
+
+    /// The key id written into every token header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public keys, for `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
+    }
+
+    /// Mints an access token for `user_id` valid for the configured lifetime (or `ttl`).
+    pub fn mint(&self, user_id: i64, ttl_seconds: Option<u64>) -> Result<String, KeyError> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(ttl_seconds.unwrap_or(self.ttl_seconds)).unwrap_or(i64::MAX / 2);
+        let claims = AccessClaims {
+            sub: user_id.to_string(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now.saturating_add(ttl),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
+    }
+
+    /// Verifies signature, `kid`, expiry, issuer and audience; returns the user id.
+    pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(TokenError::Invalid("unknown kid".into()));
+        }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid("bad sub".into()))
+    }
+}
+
+fn load_or_generate(path: &Path) -> Result<String, KeyError> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => return Ok(pem),
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+        Err(_) => {}
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
+    let signing = SigningKey::from_bytes(&seed);
+    let pem = signing.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::InvalidKey)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    write_private(path, pem.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new access-token signing key");
+    Ok(pem.to_string())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// Base64url without padding, as used by JOSE.
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(dir: &Path) -> SigningKeys {
+        SigningKeys::load(&AuthSettings::default(), dir).expect("keys")
+    }
+
+    #[test]
+    fn generated_key_is_reused_and_tokens_verify() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = keys(dir.path());
+        let second = keys(dir.path());
+        assert_eq!(first.kid(), second.kid());
+        let token = first.mint(42, None).expect("mint");
+        assert_eq!(second.verify(&token).expect("verify"), 42);
+    }
+
+    #[test]
+    fn foreign_and_expired_tokens_are_refused() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let ours = keys(a.path());
+        let theirs = keys(b.path());
+        let forged = theirs.mint(1, None).expect("mint");
+        assert!(ours.verify(&forged).is_err());
+        // Expired well beyond the leeway.
+        let mut settings = AuthSettings::default();
+        settings.leeway_seconds = 0;
+        let pem = std::fs::read_to_string(a.path().join(GENERATED_KEY_FILE)).expect("pem");
+        let strict = SigningKeys::from_pem(&pem, &settings).expect("keys");
+        let claims = AccessClaims {
+            sub: "1".into(),
+            iss: settings.issuer.clone(),
+            aud: settings.audience.clone(),
+            iat: 1,
+            exp: 2,
+            jti: "x".into(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(strict.kid().to_owned());
+        let expired = jsonwebtoken::encode(&header, &claims, &strict.encoding).expect("encode");
+        assert!(strict.verify(&expired).is_err());
+        assert!(strict.verify("not.a.token").is_err());
+    }
+}

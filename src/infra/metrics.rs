@@ -1,0 +1,125 @@
+//! Prometheus metrics of one server instance, rendered at `/metrics`.
+//!
+//! Each [`crate::app::App`] owns its registry (no global recorder), so several servers in one
+//! process — as in the integration tests — never mix their counts. Label values that come
+//! from clients go through [`BoundedLabels`] first.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use super::labels::BoundedLabels;
+
+/// Labels of one GraphQL or HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Operation name (bounded), `-` when anonymous, or the route for non-GraphQL requests.
+    pub operation: String,
+    /// HTTP status code.
+    pub status: String,
+    /// `ios`, `android`, `web` or `unknown`.
+    pub platform: String,
+    /// `major.minor` of `X-App-Version` (bounded) or `unknown`.
+    pub app_version: String,
+}
+
+/// Labels of a latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    /// Operation name (bounded) or route.
+    pub operation: String,
+}
+
+/// Labels of a DataLoader batch.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoaderLabels {
+    /// The loader's name.
+    pub loader: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+fn batch_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 11))
+}
+
+/// All metrics of one server.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by operation, status, platform and app version.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency in seconds by operation.
+    pub request_seconds: HistogramFamily<LatencyLabels>,
+    /// SQL statements executed (`bff_db_statements_total`).
+    pub db_statements: Counter,
+    /// SQL statements that failed.
+    pub db_statement_errors: Counter,
+    /// Keys per DataLoader batch, by loader.
+    pub loader_batch_size: HistogramFamily<LoaderLabels>,
+    /// Operation names admitted as label values.
+    pub operation_labels: BoundedLabels,
+    /// App versions admitted as label values.
+    pub app_version_labels: BoundedLabels,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered under the `bff_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bff");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Requests by operation, status and client", requests.clone());
+        let request_seconds: HistogramFamily<LatencyLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register("request_duration_seconds", "Request latency", request_seconds.clone());
+        let db_statements = Counter::default();
+        registry.register("db_statements", "SQL statements executed", db_statements.clone());
+        let db_statement_errors = Counter::default();
+        registry.register("db_statement_errors", "SQL statements that failed", db_statement_errors.clone());
+        let loader_batch_size: HistogramFamily<LoaderLabels> = Family::new_with_constructor(batch_histogram);
+        registry.register("dataloader_batch_size", "Keys per DataLoader batch", loader_batch_size.clone());
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            db_statements,
+            db_statement_errors,
+            loader_batch_size,
+            operation_labels: BoundedLabels::new(200),
+            app_version_labels: BoundedLabels::new(50),
+        }
+    }
+
+    /// Records one DataLoader batch of `size` keys.
+    pub fn observe_batch(&self, loader: &str, size: usize) {
+        self.loader_batch_size.get_or_create(&LoaderLabels { loader: loader.to_owned() }).observe(size as f64);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

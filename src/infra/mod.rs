@@ -1,0 +1,5 @@
+//! Infrastructure: metrics, signing keys and other dependencies that sit behind the domain.
+
+pub mod keys;
+pub mod labels;
+pub mod metrics;

@@ -1,0 +1,181 @@
+//! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token` and `schema`.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mobile_bff::{
+    app::App,
+    config::Settings,
+    db::{self, Db},
+    domain::seed,
+    graphql,
+    infra::metrics::Metrics,
+    server,
+};
+
+/// A GraphQL backend-for-frontend for mobile apps.
+#[derive(Parser)]
+#[command(name = "mobile-bff", version, about)]
+struct Cli {
+    /// TOML configuration file (BFF_* environment variables override it).
+    #[arg(long, global = true, env = "BFF_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve {
+        /// Seed the demo dataset first if the database is empty.
+        #[arg(long)]
+        seed: bool,
+        /// Users in the demo dataset (with --seed).
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Offer a one-click login as the demo user in the playground (development only).
+        #[arg(long)]
+        dev_login: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Fill an empty database with the deterministic demo dataset.
+    Seed {
+        /// Number of users.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+    },
+    /// Mint an access token for a user (development and tests); printed alone on the last line.
+    Token {
+        /// The user's handle.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds (default: the configured access-token lifetime).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
+    Schema,
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&settings.data_dir).context("creating the data directory")?;
+    let db = Db::connect(settings.database_url.expose(), settings.database_max_connections, Arc::new(Metrics::new()))
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("migrating the database")?;
+    Ok(db)
+}
+
+async fn run_seed(db: &Db, users: usize) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let report = seed::seed(db, users).await.context("seeding")?;
+    if report.skipped {
+        tracing::info!("database already has users; demo data not seeded");
+    } else {
+        tracing::info!(
+            users = report.users,
+            follows = report.follows,
+            posts = report.posts,
+            media = report.media,
+            comments = report.comments,
+            reactions = report.reactions,
+            seconds = started.elapsed().as_secs_f64(),
+            "seeded the demo dataset"
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve { seed: false, users: 1000, dev_login: false });
+    if let Command::Schema = command {
+        print!("{}", graphql::sdl());
+        return Ok(());
+    }
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    init_tracing(&settings);
+    match command {
+        Command::Serve { seed, users, dev_login } => {
+            if dev_login {
+                settings.playground.dev_login = true;
+            }
+            if settings.playground.dev_login {
+                tracing::warn!("playground dev login is ON: anyone reaching this server can act as the demo user");
+            }
+            let app = App::init(settings).await?;
+            if seed {
+                run_seed(&app.db, users).await?;
+            }
+            let server = server::start_with(app).await?;
+            println!("mobile-bff listening on http://{} (playground: /playground)", server.addr);
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+        }
+        Command::Migrate => {
+            open_db(&settings).await?;
+            println!("migrations applied");
+        }
+        Command::Seed { users } => {
+            let db = open_db(&settings).await?;
+            run_seed(&db, users).await?;
+        }
+        Command::Token { user, ttl } => {
+            let app = App::init(settings).await?;
+            let row = db::users::by_handle(app.db.conn(), &user)
+                .await?
+                .with_context(|| format!("no user with handle {user:?}"))?;
+            let token = app.keys.mint(row.id, ttl)?;
+            println!("{token}");
+        }
+        Command::Schema => {}
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mobile-bff: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

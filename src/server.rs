@@ -1,0 +1,76 @@
+//! Starting and stopping the HTTP server, used by `mobile-bff serve` and by the integration
+//! tests (which start it on port 0 with a fresh database).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    app::{App, StartError},
+    config::Settings,
+    domain::idempotency,
+    graphql::build_schema,
+    http::{HttpState, router},
+};
+
+/// A running server.
+pub struct RunningServer {
+    /// The bound address (the real port when 0 was asked).
+    pub addr: SocketAddr,
+    /// The application state, for tests that look inside.
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish (bounded by the configured
+    /// grace period) and waits for the server to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let grace = Duration::from_secs(self.app.settings.shutdown_grace_seconds);
+        self.sweeper.abort();
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server ended with an error"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "server task failed"),
+            Err(_) => tracing::warn!("shutdown grace period elapsed with requests in flight"),
+        }
+    }
+
+    /// Waits until the server ends by itself (it only does when shut down).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Builds the app and starts serving on `settings.listen`.
+pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
+    let app = App::init(settings).await?;
+    start_with(app).await
+}
+
+/// Starts serving an already initialised app.
+pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
+    let schema = build_schema(Some(app.clone()), &app.settings.limits);
+    let sdl: Arc<str> = schema.sdl().into();
+    let state = HttpState { app: app.clone(), schema, sdl };
+    let listener = tokio::net::TcpListener::bind(app.settings.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
+    let addr =
+        listener.local_addr().map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
+    let (shutdown, mut signal) = watch::channel(false);
+    let service = router(state).into_make_service();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let sweeper = idempotency::spawn_sweeper(app.db.clone(), Duration::from_secs(600));
+    tracing::info!(%addr, "mobile-bff listening");
+    Ok(RunningServer { addr, app, shutdown, task, sweeper })
+}
