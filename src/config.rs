@@ -233,7 +233,10 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(path));
         }
         // `BFF_TEST_*` variables belong to the test harness, not to the server.
-        let env = Env::prefixed("BFF_").split("__").lowercase(true).filter(|key| !key.as_str().starts_with("test_"));
+        let env = Env::prefixed("BFF_")
+            .split("__")
+            .lowercase(true)
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"));
         figment = figment.merge(env);
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;

@@ -76,6 +76,7 @@ impl Db {
             });
         let mut conn = Database::connect(options).await?;
         conn.set_metric_callback(move |info| {
+            tracing::trace!(target: "mobile_bff::sql", sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64, "statement");
             metrics.db_statements.inc();
             if info.failed {
                 metrics.db_statement_errors.inc();
@@ -123,10 +124,10 @@ fn ensure_sqlite_parent_dir(url: &str) {
     if path.is_empty() || path == ":memory:" {
         return;
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Err(err) = std::fs::create_dir_all(parent) {
-            tracing::warn!(error = %err, "could not create the SQLite directory");
-        }
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+        && let Err(err) = std::fs::create_dir_all(parent)
+    {
+        tracing::warn!(error = %err, "could not create the SQLite directory");
     }
 }
 

@@ -115,7 +115,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Deletes expired keys every `every` until the process ends.
 pub fn spawn_sweeper(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every);
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             interval.tick().await;
             match db::idempotency::sweep(db.conn(), db::now()).await {

@@ -115,10 +115,10 @@ impl Extension for ErrorCodesExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        if let (Some(name), Ok(slot)) = (operation_name, ctx.data::<OperationName>()) {
-            if let Ok(mut slot) = slot.0.lock() {
-                *slot = Some(name.to_owned());
-            }
+        if let (Some(name), Ok(slot)) = (operation_name, ctx.data::<OperationName>())
+            && let Ok(mut slot) = slot.0.lock()
+        {
+            *slot = Some(name.to_owned());
         }
         let mut response = next.run(ctx, operation_name).await;
         // Errors raised by async-graphql itself while executing (argument coercion, for

@@ -7,8 +7,6 @@
 //! default when `Accept` is absent) always gets 200 for a well-formed request. Each operation
 //! runs with its own loaders, driven by [`crate::graphql::batch_driver`].
 
-use std::error::Error as _;
-
 use async_graphql::{BatchRequest, Request, ServerError, parser::types::OperationType};
 use axum::{
     Extension,
@@ -17,6 +15,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
 
 use super::{HttpState, auth::authenticate, errors::error_response, observe::OperationLabel};
 use crate::{
@@ -86,25 +87,42 @@ fn not_acceptable() -> Response {
     )
 }
 
+/// How much of an oversized body is read and discarded before answering, so that a client
+/// still sending gets the 413 instead of a reset connection (bounded in bytes and time).
+const DRAIN_FACTOR: usize = 16;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads the (already decompressed) body, refusing more than `limit` bytes.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let mut cause = err.source();
-        let mut too_large = false;
-        while let Some(e) = cause {
-            too_large |= e.is::<http_body_util::LengthLimitError>();
-            cause = e.source();
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::new();
+    let mut seen = 0usize;
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| ())?;
+            seen = seen.saturating_add(chunk.len());
+            if seen <= limit {
+                buffer.extend_from_slice(&chunk);
+            } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+                break;
+            }
         }
-        if too_large {
-            error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                &format!("request body exceeds {limit} bytes"),
-            )
-        } else {
-            error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, "could not read the request body")
+        Ok::<(), ()>(())
+    };
+    let outcome = tokio::time::timeout(DRAIN_TIME, read).await;
+    if seen > limit {
+        return Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            &format!("request body exceeds {limit} bytes"),
+        ));
+    }
+    match outcome {
+        Ok(Ok(())) => Ok(buffer.freeze()),
+        Ok(Err(())) | Err(_) => {
+            Err(error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, "could not read the request body"))
         }
-    })
+    }
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
@@ -138,7 +156,15 @@ pub async fn post_handler(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    // A JSON array is a batch, an object one operation (serde would also read an array as a
+    // struct, so the shape is decided here).
+    let is_array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_array {
+        serde_json::from_slice::<Vec<Request>>(&bytes).map(BatchRequest::Batch)
+    } else {
+        serde_json::from_slice::<Request>(&bytes).map(BatchRequest::Single)
+    };
+    let batch: BatchRequest = match parsed {
         Ok(batch) => batch,
         Err(err) => {
             return error_response(
@@ -170,9 +196,12 @@ pub async fn post_handler(
             respond_single(response, format, label)
         }
         BatchRequest::Batch(requests) => {
-            let runs = requests.into_iter().map(|r| execute(&state, r, viewer, &client));
-            let responses = futures_util::future::join_all(runs).await;
-            respond_batch(responses.into_iter().map(|(r, _)| r).collect(), format)
+            // In order, one after another: a query after a mutation sees its effect.
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                responses.push(execute(&state, request, viewer, &client).await.0);
+            }
+            respond_batch(responses, format)
         }
     }
 }
@@ -200,24 +229,14 @@ pub async fn get_handler(
     if request.query.is_empty() {
         return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, "the `query` parameter is required");
     }
-    if request.query.len() <= state.app.settings.limits.max_query_bytes {
-        if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
-            let selected = match request.operation_name.as_deref() {
-                Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
-                None => document.operations.iter().next(),
-            };
-            if let Some((_, operation)) = selected {
-                if operation.node.ty != OperationType::Query {
-                    let mut response = error_response(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        ErrorCode::MethodNotAllowed,
-                        "only queries may be sent with GET; use POST for mutations",
-                    );
-                    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-                    return response;
-                }
-            }
-        }
+    if refuses_get(&request, state.app.settings.limits.max_query_bytes) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "only queries may be sent with GET; use POST for mutations",
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
     let viewer = match authenticate(&headers, &state.app.keys) {
         Ok(viewer) => viewer,
@@ -225,6 +244,22 @@ pub async fn get_handler(
     };
     let (response, label) = execute(&state, request, viewer, &client).await;
     respond_single(response, format, label)
+}
+
+/// True when the selected operation of a GET request is not a query. Documents that do not
+/// parse are left to the executor, which answers with the parse error.
+fn refuses_get(request: &Request, max_query_bytes: usize) -> bool {
+    if request.query.len() > max_query_bytes {
+        return false;
+    }
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let selected = match request.operation_name.as_deref() {
+        Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
+        None => document.operations.iter().next(),
+    };
+    selected.is_some_and(|(_, operation)| operation.node.ty != OperationType::Query)
 }
 
 /// Runs one operation with fresh loaders; returns the response and its metric label.

@@ -236,8 +236,7 @@ mod tests {
         let forged = theirs.mint(1, None).expect("mint");
         assert!(ours.verify(&forged).is_err());
         // Expired well beyond the leeway.
-        let mut settings = AuthSettings::default();
-        settings.leeway_seconds = 0;
+        let settings = AuthSettings { leeway_seconds: 0, ..Default::default() };
         let pem = std::fs::read_to_string(a.path().join(GENERATED_KEY_FILE)).expect("pem");
         let strict = SigningKeys::from_pem(&pem, &settings).expect("keys");
         let claims = AccessClaims {

@@ -1,0 +1,12 @@
+//! Integration tests: each test starts the real server on port 0 with a fresh database —
+//! SQLite in a temp dir by default, a fresh PostgreSQL database when
+//! `BFF_TEST_DATABASE_URL` is set — and talks to it over HTTP.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod connections;
+mod feed;
+mod http;
+mod mutations;
