@@ -28,7 +28,7 @@ struct ErrorCodesExtension {
 }
 
 /// Counts field selections in every operation and fragment of a document.
-fn count_fields(document: &ExecutableDocument) -> usize {
+pub fn count_fields(document: &ExecutableDocument) -> usize {
     fn count(set: &SelectionSet) -> usize {
         set.items
             .iter()
@@ -53,6 +53,16 @@ impl OperationName {
     pub fn get(&self) -> Option<String> {
         self.0.lock().ok().and_then(|n| n.clone())
     }
+}
+
+/// Refuses a document with more than `max_fields` field selections.
+pub fn check_field_count(document: &ExecutableDocument, max_fields: usize) -> ServerResult<()> {
+    let fields = count_fields(document);
+    if fields > max_fields {
+        let message = format!("the document selects {fields} fields; at most {max_fields} are allowed");
+        return Err(with_code(ServerError::new(message, None), ErrorCode::QueryTooComplex));
+    }
+    Ok(())
 }
 
 /// Sets `extensions.code` on an error that has none.

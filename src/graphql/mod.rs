@@ -9,6 +9,7 @@ pub mod error_codes;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod ordering;
 pub mod pagination;
 pub mod query;
 pub mod types;

@@ -24,8 +24,9 @@ use crate::{
     graphql::{
         batch_driver,
         error::ErrorCode,
-        error_codes::{OperationName, with_code},
+        error_codes::{OperationName, check_field_count, with_code},
         loaders::Loaders,
+        ordering::order_response,
     },
     request::{ClientInfo, Viewer},
 };
@@ -278,6 +279,20 @@ async fn execute(
         );
         return (async_graphql::Response::from_errors(vec![error]), fallback_label);
     }
+    // Parse once here: the document is needed again to order the response.
+    let mut request = request;
+    let document = match async_graphql::parser::parse_query(&request.query) {
+        Ok(document) => document,
+        Err(err) => {
+            let error = with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed);
+            return (async_graphql::Response::from_errors(vec![error]), fallback_label);
+        }
+    };
+    if let Err(error) = check_field_count(&document, settings.limits.max_fields) {
+        return (async_graphql::Response::from_errors(vec![error]), fallback_label);
+    }
+    request.set_parsed_query(document.clone());
+    let requested_operation = request.operation_name.clone();
     let (spawner, queue) = batch_driver::channel();
     let loaders = Loaders::new(
         state.app.db.clone(),
@@ -288,7 +303,8 @@ async fn execute(
     );
     let operation_name = OperationName::default();
     let request = request.data(loaders).data(viewer).data(client.clone()).data(operation_name.clone());
-    let response = batch_driver::drive(state.schema.execute(request), queue).await;
+    let mut response = batch_driver::drive(state.schema.execute(request), queue).await;
+    order_response(&mut response.data, &document, requested_operation.as_deref());
     (response, operation_name.get().unwrap_or(fallback_label))
 }
 

@@ -128,3 +128,31 @@ async fn feed_requires_a_viewer_and_rejects_foreign_cursors() {
     assert_eq!(code(&body), "BAD_USER_INPUT");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn responses_follow_selection_order_and_are_byte_stable() {
+    let server = TestServer::start(30).await;
+    let alice = server.token("alice").await;
+    let body = json!({ "query": screen("HomeFeed"), "variables": { "first": 20 } });
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let text = server
+            .client
+            .post(format!("{}/graphql", server.base))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("text");
+        bodies.push(text);
+    }
+    assert!(bodies[0].starts_with(r#"{"data":{"viewer":{"id":"#), "{}", &bodies[0][..80]);
+    assert!(bodies[0].contains(r#""feed":{"edges":[{"cursor":"#));
+    assert!(bodies[0].contains(r#""node":{"id":"#) && bodies[0].contains(r#"}],"pageInfo":{"hasNextPage":"#));
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(bodies[1], bodies[2]);
+    server.stop().await;
+}

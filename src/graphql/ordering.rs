@@ -1,0 +1,106 @@
+//! Response field order: fields come back in the order the query selected them.
+//!
+//! async-graphql 7.2 inserts an object's fields in the order their resolvers finish, so the
+//! same query over the same data could serialise differently from one run to the next. The
+//! GraphQL specification asks for selection order, and byte-stable bodies are what make
+//! ETags and response caches work, so the executed response is reordered here, following the
+//! operation's selection sets (fragments and aliases included).
+
+use std::collections::HashMap;
+
+use async_graphql::{
+    Name, Positioned, Value,
+    parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
+};
+
+type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
+
+/// Reorders `data` to follow the selected operation of `document`.
+pub fn order_response(data: &mut Value, document: &ExecutableDocument, operation_name: Option<&str>) {
+    let operation = match operation_name {
+        Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
+        None => document.operations.iter().next(),
+    };
+    if let Some((_, operation)) = operation {
+        reorder(data, &[&operation.node.selection_set.node], &document.fragments);
+    }
+}
+
+fn reorder(value: &mut Value, sets: &[&SelectionSet], fragments: &Fragments) {
+    match value {
+        Value::List(items) => {
+            for item in items {
+                reorder(item, sets, fragments);
+            }
+        }
+        Value::Object(map) => {
+            let mut order: Vec<(&Name, Vec<&SelectionSet>)> = Vec::new();
+            collect(sets, fragments, &mut order, 0);
+            let mut unordered = std::mem::take(map);
+            for (key, subsets) in order {
+                if let Some(mut child) = unordered.shift_remove(key) {
+                    reorder(&mut child, &subsets, fragments);
+                    map.insert(key.clone(), child);
+                }
+            }
+            // Anything not found in the selection (there should be nothing) keeps its place.
+            map.extend(unordered);
+        }
+        _ => {}
+    }
+}
+
+/// Appends the response keys of `sets` in selection order, merging the sub-selections of
+/// fields that share a response key. `depth` bounds fragment expansion.
+fn collect<'a>(
+    sets: &[&'a SelectionSet],
+    fragments: &'a Fragments,
+    order: &mut Vec<(&'a Name, Vec<&'a SelectionSet>)>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return;
+    }
+    for set in sets {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let key = &field.node.response_key().node;
+                    let sub = &field.node.selection_set.node;
+                    match order.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, subsets)) => subsets.push(sub),
+                        None => order.push((key, vec![sub])),
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    collect(&[&fragment.node.selection_set.node], fragments, order, depth + 1);
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(definition) = fragments.get(&spread.node.fragment_name.node) {
+                        collect(&[&definition.node.selection_set.node], fragments, order, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Value, parser::parse_query};
+
+    use super::*;
+
+    #[test]
+    fn objects_follow_selection_order_with_aliases_and_fragments() {
+        let document =
+            parse_query("query Q { b: x { z y } a ...F } fragment F on Query { c ... on Query { d } }").expect("parse");
+        let mut data: Value = serde_json::from_value(serde_json::json!({
+            "d": 4, "c": 3, "a": 1, "b": [{ "y": 1, "z": 2 }, { "y": 3, "z": 4 }]
+        }))
+        .expect("value");
+        order_response(&mut data, &document, Some("Q"));
+        let text = serde_json::to_string(&data).expect("json");
+        assert_eq!(text, r#"{"b":[{"z":2,"y":1},{"z":4,"y":3}],"a":1,"c":3,"d":4}"#);
+    }
+}
