@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement, Value};
 
 use super::{
     entities::{comment, user},
-    keyset::{Keyset, Page},
+    keyset::{Keyset, NewestPerGroup, Page},
     stats::placeholders,
 };
 
@@ -51,7 +51,7 @@ impl From<CommentRow> for CommentWithAuthor {
     }
 }
 
-const SELECT_WITH_AUTHOR: &str = "c.id, c.post_id, c.author_id, c.body, c.created_at, \
+const SELECT_WITH_AUTHOR: &str = "t.id, t.post_id, t.author_id, t.body, t.created_at, \
      u.handle AS author_handle, u.display_name AS author_display_name, u.bio AS author_bio, \
      u.avatar_key AS author_avatar_key, u.created_at AS author_created_at";
 
@@ -65,13 +65,15 @@ pub async fn newest_per_post(
     if post_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {SELECT_WITH_AUTHOR} FROM (\
-           SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.post_id ORDER BY c.created_at DESC, c.id DESC) AS rn \
-           FROM comments c WHERE c.deleted_at IS NULL AND c.post_id IN ({})\
-         ) c JOIN users u ON u.id = c.author_id WHERE c.rn <= $1 ORDER BY c.post_id, c.rn",
-        placeholders(2, post_ids.len())
-    );
+    let sql = NewestPerGroup {
+        table: "comments",
+        group: "post_id",
+        tiebreak: "id",
+        filter: "t.deleted_at IS NULL",
+        columns: SELECT_WITH_AUTHOR,
+        join: "JOIN users u ON u.id = t.author_id",
+    }
+    .sql(post_ids.len());
     let mut values: Vec<Value> = vec![(per_post as i64 + 1).into()];
     values.extend(post_ids.iter().map(|id| Value::from(*id)));
     let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
@@ -91,14 +93,14 @@ pub async fn page(
         Some(after) => {
             values.push(after.created_at.into());
             values.push(after.id.into());
-            " AND (c.created_at < $3 OR (c.created_at = $3 AND c.id < $4))"
+            " AND (t.created_at < $3 OR (t.created_at = $3 AND t.id < $4))"
         }
         None => "",
     };
     let sql = format!(
-        "SELECT {SELECT_WITH_AUTHOR} FROM comments c JOIN users u ON u.id = c.author_id \
-         WHERE c.post_id = $1 AND c.deleted_at IS NULL{keyset} \
-         ORDER BY c.created_at DESC, c.id DESC LIMIT $2"
+        "SELECT {SELECT_WITH_AUTHOR} FROM comments t JOIN users u ON u.id = t.author_id \
+         WHERE t.post_id = $1 AND t.deleted_at IS NULL{keyset} \
+         ORDER BY t.created_at DESC, t.id DESC LIMIT $2"
     );
     let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
     let rows = CommentRow::find_by_statement(stmt).all(conn).await?;
@@ -111,8 +113,8 @@ pub async fn by_ids(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec<Comm
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {SELECT_WITH_AUTHOR} FROM comments c JOIN users u ON u.id = c.author_id \
-         WHERE c.deleted_at IS NULL AND c.id IN ({})",
+        "SELECT {SELECT_WITH_AUTHOR} FROM comments t JOIN users u ON u.id = t.author_id \
+         WHERE t.deleted_at IS NULL AND t.id IN ({})",
         placeholders(1, ids.len())
     );
     let values = ids.iter().map(|id| Value::from(*id));

@@ -1,14 +1,16 @@
 //! Follow-graph queries: followers and following lists, newest first.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+};
 
 use super::{
     entities::follow,
-    keyset::{Keyset, Page, older_than},
+    keyset::{Keyset, NewestPerGroup, Page, older_than},
 };
 
 /// Which side of the follow graph to list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Users who follow the subject.
     Followers,
@@ -39,4 +41,34 @@ pub async fn page(
         .all(conn)
         .await?;
     Ok(Page::from_overfetch(rows, limit))
+}
+
+/// The newest `per_subject + 1` edges of each subject, in one statement (first page of
+/// `User.followers`/`User.following` for every user on a screen).
+pub async fn newest_per_subject(
+    conn: &impl ConnectionTrait,
+    subjects: &[i64],
+    direction: Direction,
+    per_subject: usize,
+) -> Result<Vec<follow::Model>, DbErr> {
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (group, tiebreak) = match direction {
+        Direction::Followers => ("followee_id", "follower_id"),
+        Direction::Following => ("follower_id", "followee_id"),
+    };
+    let sql = NewestPerGroup {
+        table: "follows",
+        group,
+        tiebreak,
+        filter: "",
+        columns: "t.follower_id, t.followee_id, t.created_at",
+        join: "",
+    }
+    .sql(subjects.len());
+    let mut values: Vec<Value> = vec![(per_subject as i64 + 1).into()];
+    values.extend(subjects.iter().map(|id| Value::from(*id)));
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    follow::Entity::find().from_raw_sql(stmt).all(conn).await
 }

@@ -39,3 +39,39 @@ impl<T> Page<T> {
         Self { rows, has_next }
     }
 }
+
+/// The newest rows of each group in one statement, for the first page of a list shown under
+/// every item of a screen (comments under each post, posts under each user, ...).
+pub struct NewestPerGroup<'a> {
+    /// Table, aliased `t` in the generated SQL.
+    pub table: &'a str,
+    /// Grouping column (the parent's id).
+    pub group: &'a str,
+    /// Tiebreak column after `created_at`.
+    pub tiebreak: &'a str,
+    /// Extra condition on `t` (e.g. `t.deleted_at IS NULL`), or empty.
+    pub filter: &'a str,
+    /// Columns to return (may use a join alias).
+    pub columns: &'a str,
+    /// A join after the ranked subquery (e.g. `JOIN users u ON u.id = t.author_id`), or empty.
+    pub join: &'a str,
+}
+
+impl NewestPerGroup<'_> {
+    /// SQL ranking rows per group by `(created_at, tiebreak)` descending and keeping the first
+    /// `$1`; the groups are bound as `$2..` (`groups` placeholders).
+    pub fn sql(&self, groups: usize) -> String {
+        let filter = if self.filter.is_empty() { String::new() } else { format!("{} AND ", self.filter) };
+        format!(
+            "SELECT {columns} FROM (SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t.{group} \
+             ORDER BY t.created_at DESC, t.{tiebreak} DESC) AS rn FROM {table} t WHERE {filter}t.{group} IN ({list})) t \
+             {join} WHERE t.rn <= $1 ORDER BY t.{group}, t.rn",
+            columns = self.columns,
+            group = self.group,
+            tiebreak = self.tiebreak,
+            table = self.table,
+            join = self.join,
+            list = super::stats::placeholders(2, groups),
+        )
+    }
+}

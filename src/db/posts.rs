@@ -1,13 +1,14 @@
 //! Post queries: the home feed, a user's posts, posts by id and their media.
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    Value,
     sea_query::{Expr, Query, UnionType},
 };
 
 use super::{
     entities::{follow, post, post_media, user},
-    keyset::{Keyset, Page, older_than},
+    keyset::{Keyset, NewestPerGroup, Page, older_than},
 };
 
 /// A post together with its author, fetched in one statement.
@@ -89,4 +90,29 @@ pub async fn latest_id(conn: &impl ConnectionTrait) -> Result<Option<i64>, DbErr
         .one(conn)
         .await?;
     Ok(row.map(|p| p.id))
+}
+
+/// The newest `per_author + 1` live posts of each author, in one statement (first page of
+/// `User.posts` for every user on a screen).
+pub async fn newest_per_author(
+    conn: &impl ConnectionTrait,
+    author_ids: &[i64],
+    per_author: usize,
+) -> Result<Vec<post::Model>, DbErr> {
+    if author_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = NewestPerGroup {
+        table: "posts",
+        group: "author_id",
+        tiebreak: "id",
+        filter: "t.deleted_at IS NULL",
+        columns: "t.id, t.author_id, t.body, t.links, t.created_at, t.updated_at, t.deleted_at",
+        join: "",
+    }
+    .sql(author_ids.len());
+    let mut values: Vec<Value> = vec![(per_author as i64 + 1).into()];
+    values.extend(author_ids.iter().map(|id| Value::from(*id)));
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    post::Entity::find().from_raw_sql(stmt).all(conn).await
 }

@@ -17,7 +17,8 @@ use crate::{
     db::{
         self, Db,
         comments::CommentWithAuthor,
-        entities::{post, post_media, user},
+        entities::{follow, post, post_media, user},
+        follows::Direction,
         stats::{PostStats, UserStats},
     },
     infra::metrics::Metrics,
@@ -54,6 +55,30 @@ pub struct UserStatsLoader(LoaderContext);
 pub struct NewestCommentsLoader(LoaderContext);
 /// Live comments by id.
 pub struct CommentLoader(LoaderContext);
+/// The newest posts of users (first page of `User.posts`).
+pub struct NewestPostsLoader(LoaderContext);
+/// The newest follow edges of users (first page of `User.followers` / `User.following`).
+pub struct NewestFollowsLoader(LoaderContext);
+
+/// Key of [`NewestPostsLoader`]: an author and the page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NewestPostsKey {
+    /// The author.
+    pub author_id: i64,
+    /// Page size; up to one more row is returned.
+    pub first: usize,
+}
+
+/// Key of [`NewestFollowsLoader`]: a user, which side of the graph, and the page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NewestFollowsKey {
+    /// The user whose followers or followees are listed.
+    pub subject: i64,
+    /// Followers or following.
+    pub direction: Direction,
+    /// Page size; up to one more row is returned.
+    pub first: usize,
+}
 
 /// Key of [`NewestCommentsLoader`]: a post and how many comments are shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,6 +169,53 @@ impl Loader<NewestCommentsKey> for NewestCommentsLoader {
     }
 }
 
+impl Loader<NewestPostsKey> for NewestPostsLoader {
+    type Value = Vec<post::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[NewestPostsKey]) -> Result<HashMap<NewestPostsKey, Self::Value>, Self::Error> {
+        self.0.observe("newest_posts", keys.len());
+        let mut out: HashMap<NewestPostsKey, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (first, authors) in group_by(keys, |k| (k.first, k.author_id)) {
+            for row in db::posts::newest_per_author(self.0.db.conn(), &authors, first).await? {
+                out.entry(NewestPostsKey { author_id: row.author_id, first }).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<NewestFollowsKey> for NewestFollowsLoader {
+    type Value = Vec<follow::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[NewestFollowsKey]) -> Result<HashMap<NewestFollowsKey, Self::Value>, Self::Error> {
+        self.0.observe("newest_follows", keys.len());
+        let mut out: HashMap<NewestFollowsKey, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for ((direction, first), subjects) in group_by(keys, |k| ((k.direction, k.first), k.subject)) {
+            for row in db::follows::newest_per_subject(self.0.db.conn(), &subjects, direction, first).await? {
+                let subject = match direction {
+                    Direction::Followers => row.followee_id,
+                    Direction::Following => row.follower_id,
+                };
+                out.entry(NewestFollowsKey { subject, direction, first }).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Groups keys by a shape (page size, direction): one statement per distinct shape, which on
+/// a real screen is one.
+fn group_by<K, S: std::hash::Hash + Eq>(keys: &[K], split: impl Fn(&K) -> (S, i64)) -> HashMap<S, Vec<i64>> {
+    let mut groups: HashMap<S, Vec<i64>> = HashMap::new();
+    for key in keys {
+        let (shape, id) = split(key);
+        groups.entry(shape).or_default().push(id);
+    }
+    groups
+}
+
 impl Loader<i64> for CommentLoader {
     type Value = CommentWithAuthor;
     type Error = LoadError;
@@ -171,6 +243,10 @@ pub struct Loaders {
     pub newest_comments: DataLoader<NewestCommentsLoader, HashMapCache>,
     /// Comments by id.
     pub comments: DataLoader<CommentLoader, HashMapCache>,
+    /// First page of posts per author.
+    pub newest_posts: DataLoader<NewestPostsLoader, HashMapCache>,
+    /// First page of follow edges per user.
+    pub newest_follows: DataLoader<NewestFollowsLoader, HashMapCache>,
 }
 
 fn loader<T>(inner: T, spawner: &BatchSpawner, settings: &DataLoaderSettings) -> DataLoader<T, HashMapCache>
@@ -200,7 +276,9 @@ impl Loaders {
             post_stats: loader(PostStatsLoader(ctx.clone()), spawner, settings),
             user_stats: loader(UserStatsLoader(ctx.clone()), spawner, settings),
             newest_comments: loader(NewestCommentsLoader(ctx.clone()), spawner, settings),
-            comments: loader(CommentLoader(ctx), spawner, settings),
+            comments: loader(CommentLoader(ctx.clone()), spawner, settings),
+            newest_posts: loader(NewestPostsLoader(ctx.clone()), spawner, settings),
+            newest_follows: loader(NewestFollowsLoader(ctx), spawner, settings),
         }
     }
 
@@ -213,5 +291,7 @@ impl Loaders {
         self.user_stats.clear::<i64>();
         self.newest_comments.clear::<NewestCommentsKey>();
         self.comments.clear::<i64>();
+        self.newest_posts.clear::<NewestPostsKey>();
+        self.newest_follows.clear::<NewestFollowsKey>();
     }
 }

@@ -4,6 +4,10 @@
 //! configured, is generated on first start into `<data_dir>/jwt-signing-key.pem` (mode 0600)
 //! and reused afterwards, so that tokens survive restarts. The `kid` is the RFC 7638 JWK
 //! thumbprint of the public key.
+//!
+//! A verified token is remembered (moka, bounded, until its expiry) so that the signature of a
+//! token an app sends on every request is checked once, not per request. [`SigningKeys::forget_user`]
+//! drops a user's entries; revocation must call it.
 
 use std::path::Path;
 
@@ -73,6 +77,8 @@ pub struct AccessClaims {
 /// The signing key set of one server.
 pub struct SigningKeys {
     kid: String,
+    /// Tokens already verified: token → (user id, `exp`).
+    verified: moka::sync::Cache<String, (i64, i64)>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwks: JwkSet,
@@ -123,8 +129,14 @@ impl SigningKeys {
         validation.set_audience(&[settings.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.leeway = settings.leeway_seconds;
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(50_000)
+            .time_to_live(std::time::Duration::from_secs(settings.access_token_ttl_seconds + settings.leeway_seconds))
+            .support_invalidation_closures()
+            .build();
         Ok(Self {
             kid,
+            verified,
             encoding,
             decoding,
             jwks: JwkSet { keys: vec![jwk] },
@@ -164,13 +176,35 @@ impl SigningKeys {
 
     /// Verifies signature, `kid`, expiry, issuer and audience; returns the user id.
     pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        if let Some((user_id, exp)) = self.verified.get(token) {
+            if now <= exp.saturating_add(leeway) {
+                return Ok(user_id);
+            }
+            self.verified.invalidate(token);
+            return Err(TokenError::Invalid("expired".into()));
+        }
+        let user_id = self.verify_signature(token)?;
+        Ok(user_id)
+    }
+
+    /// Forgets every cached verification of `user_id`'s tokens (call on revocation).
+    pub fn forget_user(&self, user_id: i64) {
+        // Only fails when invalidation closures are not enabled, and they are.
+        let _ = self.verified.invalidate_entries_if(move |_, (cached_user, _)| *cached_user == user_id);
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<i64, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(TokenError::Invalid("unknown kid".into()));
         }
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid("bad sub".into()))
+        let user_id = data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid("bad sub".into()))?;
+        self.verified.insert(token.to_owned(), (user_id, data.claims.exp));
+        Ok(user_id)
     }
 }
 
@@ -252,5 +286,21 @@ mod tests {
         let expired = jsonwebtoken::encode(&header, &claims, &strict.encoding).expect("encode");
         assert!(strict.verify(&expired).is_err());
         assert!(strict.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn cached_verifications_respect_expiry_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = AuthSettings { leeway_seconds: 0, ..Default::default() };
+        let keys = SigningKeys::load(&settings, dir.path()).expect("keys");
+        let token = keys.mint(7, None).expect("mint");
+        assert_eq!(keys.verify(&token).expect("first"), 7);
+        assert_eq!(keys.verified.get(&token).map(|(user, _)| user), Some(7), "cached");
+        keys.forget_user(7);
+        keys.verified.run_pending_tasks();
+        assert!(keys.verified.get(&token).is_none(), "forgotten");
+        // A cached entry past its expiry is refused even before moka evicts it.
+        keys.verified.insert(token.clone(), (7, chrono::Utc::now().timestamp() - 10));
+        assert!(keys.verify(&token).is_err());
     }
 }

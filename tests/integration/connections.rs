@@ -97,3 +97,48 @@ async fn node_and_nodes_resolve_global_ids() {
     assert_eq!(code(&body), "BAD_USER_INPUT");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nested_lists_under_every_user_are_batched() {
+    let server = TestServer::start(40).await;
+    let alice = server.token("alice").await;
+    let query = "query($n: Int) { user(handle: \"bob\") { followers(first: $n) { edges { node { handle \
+        followerCount posts(first: 2) { edges { node { body commentCount author { handle } } } pageInfo { hasNextPage } } \
+        following(first: 2) { edges { node { handle } } } } } } } }";
+    let mut counts = Vec::new();
+    for n in [2, 10, 30] {
+        let before = server.statements().await;
+        let data = server.data(query, json!({ "n": n }), Some(&alice)).await;
+        counts.push(server.statements().await - before);
+        let edges = data["user"]["followers"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), n);
+        for edge in edges {
+            let node = &edge["node"];
+            for post in node["posts"]["edges"].as_array().expect("posts") {
+                assert_eq!(post["node"]["author"]["handle"], node["handle"], "posts belong to their user");
+            }
+            assert!(node["following"]["edges"].as_array().expect("following").len() <= 2);
+        }
+    }
+    // One statement per level of the query (user, follower edges, users, user stats, posts,
+    // following edges, users, post stats) whatever the list size; a level can cost nothing when
+    // every user it needs was already loaded earlier in the same operation.
+    assert!(counts.iter().all(|c| *c <= 8), "statements per list size 2/10/30: {counts:?}");
+
+    // The batched first page equals the per-user query a profile screen would run.
+    let data = server.data(query, json!({ "n": 3 }), Some(&alice)).await;
+    let first = &data["user"]["followers"]["edges"][0]["node"];
+    let handle = first["handle"].as_str().expect("handle");
+    let profile = server
+        .data(
+            "query($h: String!) { user(handle: $h) { posts(first: 2) { edges { node { body } } } } }",
+            json!({ "h": handle }),
+            Some(&alice),
+        )
+        .await;
+    let bodies = |v: &Value| -> Vec<Value> {
+        v["posts"]["edges"].as_array().expect("edges").iter().map(|e| e["node"]["body"].clone()).collect()
+    };
+    assert_eq!(bodies(first), bodies(&profile["user"]));
+    server.stop().await;
+}

@@ -5,11 +5,17 @@ use chrono::{DateTime, Utc};
 
 use super::{count, post::Post};
 use crate::{
-    db::{self, entities::user, follows::Direction, keyset::Keyset},
+    db::{
+        self,
+        entities::user,
+        follows::Direction,
+        keyset::{Keyset, Page},
+    },
     graphql::{
         context::{app, loaders, viewer},
         error::{db_error, loader_error},
         ids::{self, NodeType},
+        loaders::{NewestFollowsKey, NewestPostsKey},
         pagination::{ListKind, PageArgs, connection, connection_complexity},
     },
 };
@@ -70,8 +76,16 @@ impl User {
             Direction::Following => ListKind::Following,
         };
         let args = PageArgs::parse(kind, first, after.as_deref(), app.settings.limits.max_page_size)?;
-        let page =
-            db::follows::page(app.db.conn(), self.row_id, direction, args.after, args.first).await.map_err(db_error)?;
+        let page = match args.after {
+            None => {
+                let key = NewestFollowsKey { subject: self.row_id, direction, first: args.first };
+                let rows = loaders(ctx)?.newest_follows.load_one(key).await.map_err(loader_error)?;
+                Page::from_overfetch(rows.unwrap_or_default(), args.first)
+            }
+            Some(after) => db::follows::page(app.db.conn(), self.row_id, direction, Some(after), args.first)
+                .await
+                .map_err(db_error)?,
+        };
         let other = |f: &db::entities::follow::Model| match direction {
             Direction::Followers => f.follower_id,
             Direction::Following => f.followee_id,
@@ -134,9 +148,26 @@ impl User {
     ) -> async_graphql::Result<Connection<String, Post>> {
         let app = app(ctx)?;
         let args = PageArgs::parse(ListKind::UserPosts, first, after.as_deref(), app.settings.limits.max_page_size)?;
-        let page =
-            db::posts::by_author_page(app.db.conn(), self.row_id, args.after, args.first).await.map_err(db_error)?;
-        Post::connection_with_authors(ctx, ListKind::UserPosts, page, args.after.is_some()).await
+        let page = match args.after {
+            None => {
+                let key = NewestPostsKey { author_id: self.row_id, first: args.first };
+                let rows = loaders(ctx)?.newest_posts.load_one(key).await.map_err(loader_error)?;
+                Page::from_overfetch(rows.unwrap_or_default(), args.first)
+            }
+            Some(after) => {
+                let page = db::posts::by_author_page(app.db.conn(), self.row_id, Some(after), args.first)
+                    .await
+                    .map_err(db_error)?;
+                Page { rows: page.rows.into_iter().map(|(post, _)| post).collect(), has_next: page.has_next }
+            }
+        };
+        Ok(connection(
+            ListKind::UserPosts,
+            page,
+            args.after.is_some(),
+            |p| Keyset { created_at: p.created_at, id: p.id },
+            |p| Some(Post::from(p)),
+        ))
     }
 
     /// Users following this user, most recent first.
