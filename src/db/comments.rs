@@ -65,7 +65,7 @@ pub async fn newest_per_post(
     if post_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = NewestPerGroup {
+    let stmt = NewestPerGroup {
         table: "comments",
         group: "post_id",
         tiebreak: "id",
@@ -73,10 +73,7 @@ pub async fn newest_per_post(
         columns: SELECT_WITH_AUTHOR,
         join: "JOIN users u ON u.id = t.author_id",
     }
-    .sql(post_ids.len());
-    let mut values: Vec<Value> = vec![(per_post as i64 + 1).into()];
-    values.extend(post_ids.iter().map(|id| Value::from(*id)));
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    .statement(conn.get_database_backend(), post_ids, per_post);
     let rows = CommentRow::find_by_statement(stmt).all(conn).await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }

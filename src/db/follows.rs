@@ -1,8 +1,6 @@
 //! Follow-graph queries: followers and following lists, newest first.
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
     entities::follow,
@@ -58,7 +56,7 @@ pub async fn newest_per_subject(
         Direction::Followers => ("followee_id", "follower_id"),
         Direction::Following => ("follower_id", "followee_id"),
     };
-    let sql = NewestPerGroup {
+    let stmt = NewestPerGroup {
         table: "follows",
         group,
         tiebreak,
@@ -66,9 +64,6 @@ pub async fn newest_per_subject(
         columns: "t.follower_id, t.followee_id, t.created_at",
         join: "",
     }
-    .sql(subjects.len());
-    let mut values: Vec<Value> = vec![(per_subject as i64 + 1).into()];
-    values.extend(subjects.iter().map(|id| Value::from(*id)));
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    .statement(conn.get_database_backend(), subjects, per_subject);
     follow::Entity::find().from_raw_sql(stmt).all(conn).await
 }

@@ -58,9 +58,16 @@ pub struct NewestPerGroup<'a> {
 }
 
 impl NewestPerGroup<'_> {
+    /// The statement returning up to `per_group + 1` rows of each group in `groups` (the extra
+    /// row tells whether a next page exists).
+    pub fn statement(&self, backend: sea_orm::DbBackend, groups: &[i64], per_group: usize) -> sea_orm::Statement {
+        let values = super::stats::head_and_ids(per_group as i64 + 1, groups);
+        sea_orm::Statement::from_sql_and_values(backend, self.sql(groups.len()), values)
+    }
+
     /// SQL ranking rows per group by `(created_at, tiebreak)` descending and keeping the first
     /// `$1`; the groups are bound as `$2..` (`groups` placeholders).
-    pub fn sql(&self, groups: usize) -> String {
+    fn sql(&self, groups: usize) -> String {
         let filter = if self.filter.is_empty() { String::new() } else { format!("{} AND ", self.filter) };
         format!(
             "SELECT {columns} FROM (SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t.{group} \

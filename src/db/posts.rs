@@ -1,8 +1,7 @@
 //! Post queries: the home feed, a user's posts, posts by id and their media.
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    Value,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Query, UnionType},
 };
 
@@ -102,7 +101,7 @@ pub async fn newest_per_author(
     if author_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = NewestPerGroup {
+    let stmt = NewestPerGroup {
         table: "posts",
         group: "author_id",
         tiebreak: "id",
@@ -110,9 +109,6 @@ pub async fn newest_per_author(
         columns: "t.id, t.author_id, t.body, t.links, t.created_at, t.updated_at, t.deleted_at",
         join: "",
     }
-    .sql(author_ids.len());
-    let mut values: Vec<Value> = vec![(per_author as i64 + 1).into()];
-    values.extend(author_ids.iter().map(|id| Value::from(*id)));
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    .statement(conn.get_database_backend(), author_ids, per_author);
     post::Entity::find().from_raw_sql(stmt).all(conn).await
 }

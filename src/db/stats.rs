@@ -18,6 +18,14 @@ pub fn placeholders(start: usize, n: usize) -> String {
     out
 }
 
+/// Values for SQL whose `$1` is `head` and `$2..` are `ids` (see [`placeholders`]).
+pub fn head_and_ids(head: impl Into<Value>, ids: &[i64]) -> Vec<Value> {
+    let mut values = Vec::with_capacity(ids.len() + 1);
+    values.push(head.into());
+    values.extend(ids.iter().map(|id| Value::from(*id)));
+    values
+}
+
 /// Counts and viewer state of one post.
 #[derive(Clone, Debug, PartialEq, Eq, FromQueryResult)]
 pub struct PostStats {
@@ -44,9 +52,7 @@ pub async fn post_stats(conn: &impl ConnectionTrait, viewer: i64, post_ids: &[i6
          FROM posts p WHERE p.id IN ({})",
         placeholders(2, post_ids.len())
     );
-    let mut values: Vec<Value> = vec![viewer.into()];
-    values.extend(post_ids.iter().map(|id| Value::from(*id)));
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, head_and_ids(viewer, post_ids));
     PostStats::find_by_statement(stmt).all(conn).await
 }
 
@@ -79,9 +85,7 @@ pub async fn user_stats(conn: &impl ConnectionTrait, viewer: i64, user_ids: &[i6
          FROM users u WHERE u.id IN ({})",
         placeholders(2, user_ids.len())
     );
-    let mut values: Vec<Value> = vec![viewer.into()];
-    values.extend(user_ids.iter().map(|id| Value::from(*id)));
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, head_and_ids(viewer, user_ids));
     UserStats::find_by_statement(stmt).all(conn).await
 }
 
