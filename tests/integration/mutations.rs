@@ -164,3 +164,15 @@ async fn concurrent_retries_with_one_key_create_one_post() {
     assert_eq!(post_count(&server, &alice).await, before + 1, "exactly one post was created");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn expired_idempotency_keys_are_forgotten() {
+    // Retention 0: a key expires as soon as it is written, so a retry is a new request.
+    let server = TestServer::start_with(3, |s| s.idempotency.retention_seconds = 0).await;
+    let alice = server.token("alice").await;
+    let input = json!({ "body": "again", "idempotencyKey": "expiring-key-0001" });
+    let first = server.data(CREATE, json!({ "input": input }), Some(&alice)).await;
+    let second = server.data(CREATE, json!({ "input": input }), Some(&alice)).await;
+    assert_ne!(first["createPost"]["post"]["id"], second["createPost"]["post"]["id"]);
+    server.stop().await;
+}
