@@ -1,0 +1,3 @@
+//! Benchmark harness for mobile-bff (work in progress).
+
+fn main() {}
