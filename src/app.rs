@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::{
     config::Settings,
     db::Db,
+    domain::documents::{DocumentError, DocumentStore},
     infra::{
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
@@ -29,6 +30,9 @@ pub enum StartError {
     /// The signing key could not be loaded or generated.
     #[error("signing key: {0}")]
     Keys(#[from] KeyError),
+    /// A manifest in `persisted.manifest_dir` could not be imported.
+    #[error("persisted documents: {0}")]
+    Documents(#[from] DocumentError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -50,6 +54,8 @@ pub struct App {
     pub keys: SigningKeys,
     /// This server's metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Persisted queries and trusted documents.
+    pub documents: DocumentStore,
 }
 
 impl App {
@@ -62,7 +68,12 @@ impl App {
             Db::connect(settings.database_url.expose(), settings.database_max_connections, metrics.clone()).await?;
         db.migrate().await?;
         let keys = SigningKeys::load(&settings.auth, &settings.data_dir)?;
-        Ok(Arc::new(Self { settings, db, keys, metrics }))
+        let documents = DocumentStore::new(db.clone(), settings.persisted.clone());
+        let imported = documents.import_dir().await?;
+        if imported.imported > 0 {
+            tracing::info!(operations = imported.imported, "imported persisted-operation manifests");
+        }
+        Ok(Arc::new(Self { settings, db, keys, metrics, documents }))
     }
 
     /// The URL of a media object by storage key.

@@ -69,6 +69,10 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     /// DataLoader settings.
     pub dataloader: DataLoaderSettings,
+    /// Persisted queries and trusted documents.
+    pub persisted: PersistedSettings,
+    /// Response compression.
+    pub compression: CompressionSettings,
 }
 
 impl Default for Settings {
@@ -88,6 +92,8 @@ impl Default for Settings {
             playground: PlaygroundSettings::default(),
             idempotency: IdempotencySettings::default(),
             dataloader: DataLoaderSettings::default(),
+            persisted: PersistedSettings::default(),
+            compression: CompressionSettings::default(),
         }
     }
 }
@@ -211,6 +217,56 @@ pub struct DataLoaderSettings {
 impl Default for DataLoaderSettings {
     fn default() -> Self {
         Self { delay_micros: 0, max_batch_size: 500 }
+    }
+}
+
+/// Which operations the server runs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistedMode {
+    /// Any valid operation; clients may register automatic persisted queries.
+    #[default]
+    Open,
+    /// Only operations from imported manifests (`PERSISTED_QUERY_REQUIRED` otherwise).
+    Trusted,
+}
+
+/// Persisted queries and trusted documents.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistedSettings {
+    /// `open` or `trusted`.
+    pub mode: PersistedMode,
+    /// Allow introspection in `trusted` mode (it is always allowed in `open` mode).
+    pub allow_introspection: bool,
+    /// Directory of manifests (`*.json`) imported at start.
+    pub manifest_dir: Option<PathBuf>,
+    /// Bytes of document text kept in memory in front of the database.
+    pub cache_capacity: u64,
+}
+
+impl Default for PersistedSettings {
+    fn default() -> Self {
+        Self {
+            mode: PersistedMode::Open,
+            allow_introspection: false,
+            manifest_dir: None,
+            cache_capacity: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Response compression.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionSettings {
+    /// Responses smaller than this many bytes are sent uncompressed.
+    pub min_bytes: u64,
+}
+
+impl Default for CompressionSettings {
+    fn default() -> Self {
+        Self { min_bytes: 860 }
     }
 }
 

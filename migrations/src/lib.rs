@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_social;
 mod m20261125_000002_idempotency;
+mod m20261125_000003_persisted_documents;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -16,6 +17,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_social::Migration), Box::new(m20261125_000002_idempotency::Migration)]
+        vec![
+            Box::new(m20261125_000001_social::Migration),
+            Box::new(m20261125_000002_idempotency::Migration),
+            Box::new(m20261125_000003_persisted_documents::Migration),
+        ]
     }
 }

@@ -6,6 +6,7 @@
 //! embedded mode; PostgreSQL needs no such lock.
 
 pub mod comments;
+pub mod documents;
 pub mod entities;
 pub mod follows;
 pub mod idempotency;

@@ -45,6 +45,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// No such route.
     RouteNotFound,
+    /// The persisted document id is unknown; send the query text with it.
+    PersistedQueryNotFound,
+    /// The server only runs operations from the app's manifest.
+    PersistedQueryRequired,
 }
 
 impl ErrorCode {
@@ -68,6 +72,8 @@ impl ErrorCode {
             Self::NotAcceptable => "NOT_ACCEPTABLE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
         }
     }
 }

@@ -45,6 +45,7 @@ impl Query {
     }
 
     /// The signed-in user; null when the request has no access token.
+    #[graphql(cache_control(private))]
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(user_id) = viewer(ctx).user_id else {
             return Ok(None);
@@ -72,7 +73,7 @@ impl Query {
 
     /// The home feed: posts by the viewer and the users they follow, newest first. Cursors
     /// stay valid while new posts arrive: new posts only ever appear before the first page.
-    #[graphql(complexity = "connection_complexity(child_complexity, first)")]
+    #[graphql(complexity = "connection_complexity(child_complexity, first)", cache_control(private))]
     async fn feed(
         &self,
         ctx: &Context<'_>,

@@ -7,19 +7,29 @@
 //! default when `Accept` is absent) always gets 200 for a well-formed request. Each operation
 //! runs with its own loaders, driven by [`crate::graphql::batch_driver`].
 
-use async_graphql::{BatchRequest, Request, ServerError, parser::types::OperationType};
+use async_graphql::{
+    Request, ServerError,
+    parser::types::{ExecutableDocument, OperationType},
+};
 use axum::{
     Extension,
     body::{Body, Bytes},
     extract::{RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 
-use super::{HttpState, auth::authenticate, errors::error_response, observe::OperationLabel};
+use super::{
+    HttpState,
+    auth::authenticate,
+    caching,
+    errors::error_response,
+    observe::{OperationLabel, RawBodyBytes},
+    wire::{self, WireRequest},
+};
 use crate::{
     graphql::{
         batch_driver,
@@ -157,15 +167,15 @@ pub async fn post_handler(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    // A JSON array is a batch, an object one operation (serde would also read an array as a
-    // struct, so the shape is decided here).
+    state.app.metrics.observe_request_bytes(bytes.len());
+    // A JSON array is a batch, an object one operation.
     let is_array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let parsed = if is_array {
-        serde_json::from_slice::<Vec<Request>>(&bytes).map(BatchRequest::Batch)
+        serde_json::from_slice::<Vec<WireRequest>>(&bytes).map(Batch::Many)
     } else {
-        serde_json::from_slice::<Request>(&bytes).map(BatchRequest::Single)
+        serde_json::from_slice::<WireRequest>(&bytes).map(Batch::One)
     };
-    let batch: BatchRequest = match parsed {
+    let batch = match parsed {
         Ok(batch) => batch,
         Err(err) => {
             return error_response(
@@ -175,7 +185,7 @@ pub async fn post_handler(
             );
         }
     };
-    if let BatchRequest::Batch(items) = &batch {
+    if let Batch::Many(items) = &batch {
         if items.is_empty() {
             return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, "empty batch");
         }
@@ -191,23 +201,27 @@ pub async fn post_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
+    let ctx = Exchange { state: &state, viewer, client: &client, method: Method::POST };
     match batch {
-        BatchRequest::Single(request) => {
-            let (response, label) = execute(&state, request, viewer, &client).await;
-            respond_single(response, format, label)
-        }
-        BatchRequest::Batch(requests) => {
+        Batch::One(request) => match execute(&ctx, request).await {
+            Ok(executed) => respond_single(executed, format, None),
+            Err(refused) => refused.into_response(),
+        },
+        Batch::Many(requests) => {
             // In order, one after another: a query after a mutation sees its effect.
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(execute(&state, request, viewer, &client).await.0);
+                match execute(&ctx, request).await {
+                    Ok(executed) => responses.push(executed.response),
+                    Err(refused) => return refused.into_response(),
+                }
             }
             respond_batch(responses, format)
         }
     }
 }
 
-/// `GET /graphql?query=...&variables=...&operationName=...` — queries only.
+/// `GET /graphql?query=...` (or a persisted document id) — queries only, cacheable.
 pub async fn get_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
@@ -217,7 +231,7 @@ pub async fn get_handler(
     let Some(format) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or_default()) {
+    let request = match WireRequest::from_query_string(query.as_deref().unwrap_or_default()) {
         Ok(request) => request,
         Err(err) => {
             return error_response(
@@ -227,103 +241,166 @@ pub async fn get_handler(
             );
         }
     };
-    if request.query.is_empty() {
-        return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, "the `query` parameter is required");
-    }
-    if refuses_get(&request, state.app.settings.limits.max_query_bytes) {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::MethodNotAllowed,
-            "only queries may be sent with GET; use POST for mutations",
-        );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
     let viewer = match authenticate(&headers, &state.app.keys) {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let (response, label) = execute(&state, request, viewer, &client).await;
-    respond_single(response, format, label)
+    let ctx = Exchange { state: &state, viewer, client: &client, method: Method::GET };
+    match execute(&ctx, request).await {
+        Ok(executed) => respond_single(executed, format, Some(&headers)),
+        Err(refused) => refused.into_response(),
+    }
 }
 
-/// True when the selected operation of a GET request is not a query. Documents that do not
-/// parse are left to the executor, which answers with the parse error.
-fn refuses_get(request: &Request, max_query_bytes: usize) -> bool {
-    if request.query.len() > max_query_bytes {
-        return false;
+/// A POST body: one operation or a batch.
+enum Batch {
+    One(WireRequest),
+    Many(Vec<WireRequest>),
+}
+
+/// What every operation of one HTTP request shares.
+struct Exchange<'a> {
+    state: &'a HttpState,
+    viewer: Viewer,
+    client: &'a ClientInfo,
+    method: Method,
+}
+
+/// An operation refused before execution at the HTTP level.
+enum Refused {
+    /// A mutation (or subscription) sent with GET.
+    MutationOverGet,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::MutationOverGet => {
+                let mut response = error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorCode::MethodNotAllowed,
+                    "only queries may be sent with GET; use POST for mutations",
+                );
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+                response
+            }
+        }
     }
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
-    };
-    let selected = match request.operation_name.as_deref() {
+}
+
+/// An executed operation.
+struct Executed {
+    response: async_graphql::Response,
+    /// Metric label: the operation name, or `anonymous`.
+    label: String,
+    /// False for mutations: never cacheable.
+    is_query: bool,
+}
+
+impl Executed {
+    fn failed(error: ServerError, label: String) -> Self {
+        Self { response: async_graphql::Response::from_errors(vec![error]), label, is_query: false }
+    }
+}
+
+/// The selected operation's type, if the document names one.
+fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    let selected = match name {
         Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
         None => document.operations.iter().next(),
     };
-    selected.is_some_and(|(_, operation)| operation.node.ty != OperationType::Query)
+    selected.map(|(_, operation)| operation.node.ty)
 }
 
-/// Runs one operation with fresh loaders; returns the response and its metric label.
-async fn execute(
-    state: &HttpState,
-    request: Request,
-    viewer: Viewer,
-    client: &ClientInfo,
-) -> (async_graphql::Response, String) {
-    let settings = &state.app.settings;
-    let fallback_label = request.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
-    if request.query.len() > settings.limits.max_query_bytes {
-        let error = with_code(
-            ServerError::new(format!("the query document exceeds {} bytes", settings.limits.max_query_bytes), None),
-            ErrorCode::PayloadTooLarge,
-        );
-        return (async_graphql::Response::from_errors(vec![error]), fallback_label);
+/// Resolves the document, parses it once, runs it with fresh loaders and orders the result.
+async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refused> {
+    let app = &ctx.state.app;
+    let settings = &app.settings;
+    let label = wire.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
+    let resolved = match wire::resolve(&wire, &app.documents).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            if wire::is_not_found(&error) {
+                app.metrics.observe_document("miss");
+            }
+            return Ok(Executed::failed(error, label));
+        }
+    };
+    app.metrics.observe_document(match (&resolved.document_id, &wire.query) {
+        (Some(_), None) => "hit",
+        (Some(_), Some(_)) => "registered",
+        (None, _) => "text",
+    });
+    if let (Some(id), Some(version)) = (&resolved.document_id, &ctx.client.app_version) {
+        app.documents.record_usage(id, &version.to_string());
     }
-    // Parse once here: the document is needed again to order the response.
-    let mut request = request;
-    let document = match async_graphql::parser::parse_query(&request.query) {
+    if resolved.query.len() > settings.limits.max_query_bytes {
+        let message = format!("the query document exceeds {} bytes", settings.limits.max_query_bytes);
+        return Ok(Executed::failed(with_code(ServerError::new(message, None), ErrorCode::PayloadTooLarge), label));
+    }
+    let variables = match wire.variables() {
+        Ok(variables) => variables,
+        Err(error) => return Ok(Executed::failed(error, label)),
+    };
+    // Parse once here: the document is needed again to check the method and order the result.
+    let document = match async_graphql::parser::parse_query(&resolved.query) {
         Ok(document) => document,
         Err(err) => {
             let error = with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed);
-            return (async_graphql::Response::from_errors(vec![error]), fallback_label);
+            return Ok(Executed::failed(error, label));
         }
     };
+    let kind = operation_type(&document, wire.operation_name.as_deref());
+    if ctx.method == Method::GET && kind.is_some_and(|k| k != OperationType::Query) {
+        return Err(Refused::MutationOverGet);
+    }
     if let Err(error) = check_field_count(&document, settings.limits.max_fields) {
-        return (async_graphql::Response::from_errors(vec![error]), fallback_label);
+        return Ok(Executed::failed(error, label));
+    }
+    let mut request = Request::new(resolved.query).variables(variables);
+    if let Some(name) = &wire.operation_name {
+        request = request.operation_name(name);
+    }
+    if !app.documents.introspection_allowed() {
+        request = request.disable_introspection();
     }
     request.set_parsed_query(document.clone());
-    let requested_operation = request.operation_name.clone();
     let (spawner, queue) = batch_driver::channel();
-    let loaders = Loaders::new(
-        state.app.db.clone(),
-        state.app.metrics.clone(),
-        viewer.id_or_zero(),
-        &spawner,
-        &settings.dataloader,
-    );
+    let loaders =
+        Loaders::new(app.db.clone(), app.metrics.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
     let operation_name = OperationName::default();
-    let request = request.data(loaders).data(viewer).data(client.clone()).data(operation_name.clone());
-    let mut response = batch_driver::drive(state.schema.execute(request), queue).await;
-    order_response(&mut response.data, &document, requested_operation.as_deref());
-    (response, operation_name.get().unwrap_or(fallback_label))
+    let request = request.data(loaders).data(ctx.viewer).data(ctx.client.clone()).data(operation_name.clone());
+    let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
+    order_response(&mut response.data, &document, wire.operation_name.as_deref());
+    Ok(Executed {
+        response,
+        label: operation_name.get().unwrap_or(label),
+        is_query: kind == Some(OperationType::Query),
+    })
 }
 
-const REQUEST_ERROR_CODES: [ErrorCode; 5] = [
+const REQUEST_ERROR_CODES: [ErrorCode; 9] = [
     ErrorCode::GraphqlParseFailed,
     ErrorCode::GraphqlValidationFailed,
     ErrorCode::QueryTooDeep,
     ErrorCode::QueryTooComplex,
     ErrorCode::PayloadTooLarge,
+    ErrorCode::PersistedQueryNotFound,
+    ErrorCode::PersistedQueryRequired,
+    ErrorCode::BadRequest,
+    ErrorCode::BadUserInput,
 ];
 
-/// True when the operation never executed (it did not parse, validate or fit the limits).
+fn has_code(error: &ServerError, code: ErrorCode) -> bool {
+    matches!(error.extensions.as_ref().and_then(|ext| ext.get("code")), Some(async_graphql::Value::String(s)) if s == code.as_str())
+}
+
+/// True when the operation never executed (it did not resolve, parse, validate or fit the
+/// limits): such a response has no `data` entry.
 fn is_request_error(response: &async_graphql::Response) -> bool {
     !response.errors.is_empty()
         && response.data == async_graphql::Value::Null
-        && response.errors.iter().all(|e| {
-            let code = e.extensions.as_ref().and_then(|ext| ext.get("code"));
-            REQUEST_ERROR_CODES.iter().any(|c| matches!(code, Some(async_graphql::Value::String(s)) if s == c.as_str()))
-        })
+        && response.errors.iter().all(|e| e.path.is_empty() && REQUEST_ERROR_CODES.iter().any(|c| has_code(e, *c)))
 }
 
 /// Serialises one response; a request error has no `data` entry.
@@ -335,22 +412,47 @@ fn response_body(response: &async_graphql::Response) -> Result<Vec<u8>, serde_js
     }
 }
 
-fn respond_single(response: async_graphql::Response, format: Format, label: String) -> Response {
-    let status = if format == Format::GraphqlResponseJson && is_request_error(&response) {
+/// The HTTP response for one operation. `get` carries the request headers of a GET, whose
+/// successful query responses get cache headers, an ETag, and 304 on a matching
+/// `If-None-Match`.
+fn respond_single(executed: Executed, format: Format, get: Option<&HeaderMap>) -> Response {
+    let Executed { response, label, is_query } = executed;
+    let request_error = is_request_error(&response);
+    // A request that is not a GraphQL request at all (no query, no document id) is 400 in any
+    // media type; other request errors are 400 only with graphql-response+json.
+    let malformed = request_error && response.errors.iter().all(|e| has_code(e, ErrorCode::BadRequest));
+    let status = if malformed || (format == Format::GraphqlResponseJson && request_error) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let mut http = match response_body(&response) {
-        Ok(body) => (status, body).into_response(),
+    let body = match response_body(&response) {
+        Ok(body) => body,
         Err(err) => {
             tracing::error!(error = %err, "could not serialise a response");
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
         }
     };
-    http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    http.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let policy = match get {
+        Some(headers) if is_query && response.errors.is_empty() => {
+            caching::policy(&response.cache_control, &body, headers)
+        }
+        _ => caching::Policy::no_store(),
+    };
+    let raw_bytes = body.len();
+    let mut http = if policy.not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut http = (status, body).into_response();
+        http.extensions_mut().insert(RawBodyBytes(raw_bytes));
+        http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        http
+    };
+    policy.apply(http.headers_mut());
     http.extensions_mut().insert(OperationLabel(label));
+    if policy.not_modified {
+        http.extensions_mut().insert(caching::NotModified);
+    }
     http
 }
 
@@ -370,9 +472,11 @@ fn respond_batch(responses: Vec<async_graphql::Response>, format: Format) -> Res
         }
     }
     body.push(b']');
+    let raw_bytes = body.len();
     let mut http = (StatusCode::OK, body).into_response();
+    http.extensions_mut().insert(RawBodyBytes(raw_bytes));
     http.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    http.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    caching::Policy::no_store().apply(http.headers_mut());
     http.extensions_mut().insert(OperationLabel("batch".to_owned()));
     http
 }

@@ -6,11 +6,13 @@
 //! compression and request decompression. Handlers sit in one module per concern.
 
 pub mod auth;
+pub mod caching;
 pub mod errors;
 pub mod graphql;
 pub mod health;
 pub mod observe;
 pub mod playground;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -23,7 +25,10 @@ use axum::{
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
+    compression::{
+        CompressionLayer,
+        predicate::{DefaultPredicate, Predicate, SizeAbove},
+    },
     cors::{AllowOrigin, CorsLayer},
     decompression::RequestDecompressionLayer,
 };
@@ -44,6 +49,7 @@ pub struct HttpState {
 /// Builds the router with every route and middleware.
 pub fn router(state: HttpState) -> Router {
     let cors = cors_layer(&state.app.settings.cors);
+    let min_compress = state.app.settings.compression.min_bytes;
     let mut router = Router::new()
         .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
         .route("/schema.graphql", get(health::schema_sdl))
@@ -66,7 +72,7 @@ pub fn router(state: HttpState) -> Router {
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .layer(RequestDecompressionLayer::new())
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(min_compress))))
         .layer(cors)
         .layer(CatchPanicLayer::custom(errors::panic_response))
         .layer(middleware::from_fn(errors::ensure_json_errors))

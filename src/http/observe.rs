@@ -12,11 +12,12 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use super::HttpState;
 use crate::{
-    infra::metrics::{LatencyLabels, RequestLabels},
+    infra::metrics::{BytesLabels, LatencyLabels, RequestLabels},
     request::{ClientInfo, Platform, valid_locale, valid_timezone},
 };
 
@@ -27,6 +28,10 @@ pub struct RequestId(pub String);
 /// The operation label a handler wants recorded (set in response extensions).
 #[derive(Clone, Debug)]
 pub struct OperationLabel(pub String);
+
+/// The size of a response body before compression (set in response extensions).
+#[derive(Clone, Copy, Debug)]
+pub struct RawBodyBytes(pub usize);
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
@@ -81,6 +86,11 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(client.clone());
 
+    let wire_request_bytes = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let mut response = next.run(request).instrument(span.clone()).await;
 
     let elapsed = started.elapsed();
@@ -110,6 +120,31 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .request_seconds
         .get_or_create(&LatencyLabels { operation: operation.clone() })
         .observe(elapsed.as_secs_f64());
+    if let Some(bytes) = wire_request_bytes {
+        metrics
+            .request_bytes
+            .get_or_create(&BytesLabels { operation: "graphql".into(), stage: "wire".into() })
+            .inc_by(bytes);
+    }
+    if let Some(RawBodyBytes(raw)) = response.extensions().get::<RawBodyBytes>().copied() {
+        metrics
+            .response_bytes
+            .get_or_create(&BytesLabels { operation: operation.clone(), stage: "raw".into() })
+            .inc_by(raw as u64);
+        // Count what actually goes out, after the compression layer, as the body streams.
+        let counter = metrics
+            .response_bytes
+            .get_or_create(&BytesLabels { operation: operation.clone(), stage: "wire".into() })
+            .clone();
+        let (parts, body) = response.into_parts();
+        let body = body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                counter.inc_by(data.len() as u64);
+            }
+            frame
+        });
+        response = Response::from_parts(parts, axum::body::Body::new(body));
+    }
     span.in_scope(|| {
         tracing::info!(status = status.as_u16(), operation = %operation, ms = elapsed.as_secs_f64() * 1000.0, "served");
     });

@@ -36,6 +36,22 @@ pub struct LatencyLabels {
     pub operation: String,
 }
 
+/// Labels of a body-size counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BytesLabels {
+    /// Operation name (bounded) or route.
+    pub operation: String,
+    /// `raw` (before compression) or `wire` (as sent).
+    pub stage: String,
+}
+
+/// Labels of a persisted-document lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DocumentLabels {
+    /// `hit` (id only, found), `registered` (id + text), `miss` (id unknown), `text` (no id).
+    pub outcome: String,
+}
+
 /// Labels of a DataLoader batch.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LoaderLabels {
@@ -64,6 +80,12 @@ pub struct Metrics {
     pub db_statements: Counter,
     /// SQL statements that failed.
     pub db_statement_errors: Counter,
+    /// Request body bytes: `wire` (as received, maybe compressed) and `raw` (decompressed).
+    pub request_bytes: Family<BytesLabels, Counter>,
+    /// Response body bytes by operation: `raw` (before compression) and `wire` (as sent).
+    pub response_bytes: Family<BytesLabels, Counter>,
+    /// Persisted-document lookups by outcome.
+    pub documents: Family<DocumentLabels, Counter>,
     /// Keys per DataLoader batch, by loader.
     pub loader_batch_size: HistogramFamily<LoaderLabels>,
     /// Operation names admitted as label values.
@@ -96,6 +118,20 @@ impl Metrics {
         registry.register("db_statements", "SQL statements executed", db_statements.clone());
         let db_statement_errors = Counter::default();
         registry.register("db_statement_errors", "SQL statements that failed", db_statement_errors.clone());
+        let request_bytes = Family::<BytesLabels, Counter>::default();
+        registry.register(
+            "request_bytes",
+            "Request body bytes, as received (wire) and decompressed (raw)",
+            request_bytes.clone(),
+        );
+        let response_bytes = Family::<BytesLabels, Counter>::default();
+        registry.register(
+            "response_bytes",
+            "Response body bytes, before (raw) and after (wire) compression",
+            response_bytes.clone(),
+        );
+        let documents = Family::<DocumentLabels, Counter>::default();
+        registry.register("persisted_documents", "Persisted-document lookups by outcome", documents.clone());
         let loader_batch_size: HistogramFamily<LoaderLabels> = Family::new_with_constructor(batch_histogram);
         registry.register("dataloader_batch_size", "Keys per DataLoader batch", loader_batch_size.clone());
         Self {
@@ -104,6 +140,9 @@ impl Metrics {
             request_seconds,
             db_statements,
             db_statement_errors,
+            request_bytes,
+            response_bytes,
+            documents,
             loader_batch_size,
             operation_labels: BoundedLabels::new(200),
             app_version_labels: BoundedLabels::new(50),
@@ -113,6 +152,18 @@ impl Metrics {
     /// Records one DataLoader batch of `size` keys.
     pub fn observe_batch(&self, loader: &str, size: usize) {
         self.loader_batch_size.get_or_create(&LoaderLabels { loader: loader.to_owned() }).observe(size as f64);
+    }
+
+    /// Counts a decompressed request body.
+    pub fn observe_request_bytes(&self, raw: usize) {
+        self.request_bytes
+            .get_or_create(&BytesLabels { operation: "graphql".into(), stage: "raw".into() })
+            .inc_by(raw as u64);
+    }
+
+    /// Counts one persisted-document outcome.
+    pub fn observe_document(&self, outcome: &str) {
+        self.documents.get_or_create(&DocumentLabels { outcome: outcome.to_owned() }).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -4,8 +4,10 @@
 //! a column can change without changing the public schema.
 
 pub mod comment;
+pub mod document_usage;
 pub mod follow;
 pub mod idempotency_key;
+pub mod persisted_document;
 pub mod post;
 pub mod post_media;
 pub mod reaction;

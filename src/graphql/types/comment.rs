@@ -15,7 +15,7 @@ use crate::{
 
 /// A comment on a post.
 #[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex)]
+#[graphql(complex, cache_control(max_age = 30))]
 pub struct Comment {
     #[graphql(skip)]
     pub row_id: i64,

@@ -67,7 +67,7 @@ impl ReactionKind {
 
 /// An image or video attached to a post.
 #[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex)]
+#[graphql(complex, cache_control(max_age = 3600))]
 pub struct PostMedia {
     #[graphql(skip)]
     pub storage_key: String,
@@ -111,7 +111,7 @@ impl PostMedia {
 
 /// A post in a feed or on a profile.
 #[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex)]
+#[graphql(complex, cache_control(max_age = 30))]
 pub struct Post {
     #[graphql(skip)]
     pub row_id: i64,
@@ -208,6 +208,7 @@ impl Post {
     }
 
     /// The viewer's reaction, if any (null when anonymous).
+    #[graphql(cache_control(private))]
     async fn viewer_reaction(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ReactionKind>> {
         if viewer(ctx).user_id.is_none() {
             return Ok(None);

@@ -22,7 +22,7 @@ use crate::{
 
 /// A person using the app.
 #[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex)]
+#[graphql(complex, cache_control(max_age = 60))]
 pub struct User {
     #[graphql(skip)]
     pub row_id: i64,
@@ -131,6 +131,7 @@ impl User {
     }
 
     /// Whether the viewer follows this user (false when anonymous).
+    #[graphql(cache_control(private))]
     async fn viewer_is_following(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         if viewer(ctx).user_id.is_none() {
             return Ok(false);
