@@ -8,7 +8,7 @@ use mobile_bff::{
     app::App,
     config::Settings,
     db::{self, Db},
-    domain::seed,
+    domain::{documents::DocumentStore, seed},
     graphql,
     infra::metrics::Metrics,
     server,
@@ -58,6 +58,24 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
+    /// Manage persisted documents (trusted operations from client codegen).
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DocumentsCommand {
+    /// Import a manifest: graphql-codegen `persisted-documents.json`, Apollo
+    /// `persisted-query-manifest.json` or Relay `persisted_queries.json`.
+    Import {
+        /// The manifest file.
+        file: PathBuf,
+        /// The app version that ships these operations (recorded per operation).
+        #[arg(long)]
+        app_version: Option<String>,
+    },
 }
 
 fn init_tracing(settings: &Settings) {
@@ -163,6 +181,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("no user with handle {user:?}"))?;
             let token = app.keys.mint(row.id, ttl)?;
             println!("{token}");
+        }
+        Command::Documents { command: DocumentsCommand::Import { file, app_version } } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let db = open_db(&settings).await?;
+            let store = DocumentStore::new(db, settings.persisted.clone());
+            let report = store.import(&bytes, app_version.as_deref()).await?;
+            println!("imported {} operations from {}", report.imported, file.display());
         }
         Command::Schema => {}
     }

@@ -77,3 +77,34 @@ fn unknown_configuration_keys_are_rejected_and_secrets_not_printed() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("super-secret-value"), "{stderr}");
 }
+
+#[tokio::test]
+async fn documents_import_command_reads_a_codegen_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = TestDatabase::create(dir.path()).await;
+    let manifest = dir.path().join("persisted-documents.json");
+    let query = "query Ping { __typename }";
+    let id = mobile_bff::domain::documents::sha256_hex(query);
+    std::fs::write(&manifest, serde_json::json!({ &id: query }).to_string()).expect("write");
+    let output = bin()
+        .args(["documents", "import"])
+        .arg(&manifest)
+        .args(["--app-version", "2.0.0"])
+        .env("BFF_DATA_DIR", dir.path())
+        .env("BFF_DATABASE_URL", &database.url)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("imported 1 operations"));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"x\": \"query {\"}").expect("write");
+    let output = bin()
+        .args(["documents", "import"])
+        .arg(&bad)
+        .env("BFF_DATA_DIR", dir.path())
+        .env("BFF_DATABASE_URL", &database.url)
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "a manifest whose documents do not parse is refused");
+    database.destroy().await;
+}

@@ -10,3 +10,4 @@ mod connections;
 mod feed;
 mod http;
 mod mutations;
+mod transport;
