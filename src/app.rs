@@ -10,6 +10,7 @@ use crate::{
     infra::{
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
+        redis::Redis,
     },
 };
 
@@ -30,6 +31,9 @@ pub enum StartError {
     /// The signing key could not be loaded or generated.
     #[error("signing key: {0}")]
     Keys(#[from] KeyError),
+    /// Redis is configured but unreachable.
+    #[error("redis: {0}")]
+    Redis(redis::RedisError),
     /// A manifest in `persisted.manifest_dir` could not be imported.
     #[error("persisted documents: {0}")]
     Documents(#[from] DocumentError),
@@ -50,6 +54,8 @@ pub struct App {
     pub settings: Settings,
     /// The database (SQLite or PostgreSQL).
     pub db: Db,
+    /// Redis, when configured (cluster mode).
+    pub redis: Option<Redis>,
     /// Access-token signing and verification keys.
     pub keys: SigningKeys,
     /// This server's metrics registry.
@@ -68,12 +74,16 @@ impl App {
             Db::connect(settings.database_url.expose(), settings.database_max_connections, metrics.clone()).await?;
         db.migrate().await?;
         let keys = SigningKeys::load(&settings.auth, &settings.data_dir)?;
-        let documents = DocumentStore::new(db.clone(), settings.persisted.clone());
+        let redis = match &settings.redis_url {
+            Some(url) => Some(Redis::connect(url.expose()).await.map_err(StartError::Redis)?),
+            None => None,
+        };
+        let documents = DocumentStore::new(db.clone(), redis.clone(), settings.persisted.clone());
         let imported = documents.import_dir().await?;
         if imported.imported > 0 {
             tracing::info!(operations = imported.imported, "imported persisted-operation manifests");
         }
-        Ok(Arc::new(Self { settings, db, keys, metrics, documents }))
+        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents }))
     }
 
     /// The URL of a media object by storage key.

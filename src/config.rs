@@ -49,6 +49,8 @@ pub struct Settings {
     pub database_url: Secret,
     /// Maximum pooled database connections.
     pub database_max_connections: u32,
+    /// `redis://…` (cluster mode, optional): shared cache tier (`BFF_REDIS_URL`).
+    pub redis_url: Option<Secret>,
     /// Public base URL used to build absolute media URLs; empty means relative URLs.
     pub public_base_url: String,
     /// Log filter in `tracing` syntax (`BFF_LOG`), e.g. `info,mobile_bff=debug`.
@@ -82,6 +84,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database_url: Secret::new("sqlite://data/mobile-bff.db?mode=rwc"),
             database_max_connections: 16,
+            redis_url: None,
             public_base_url: String::new(),
             log: "info".to_owned(),
             log_json: false,

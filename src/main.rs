@@ -185,7 +185,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Documents { command: DocumentsCommand::Import { file, app_version } } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let db = open_db(&settings).await?;
-            let store = DocumentStore::new(db, settings.persisted.clone());
+            let redis = match &settings.redis_url {
+                Some(url) => Some(mobile_bff::infra::redis::Redis::connect(url.expose()).await?),
+                None => None,
+            };
+            let store = DocumentStore::new(db, redis, settings.persisted.clone());
             let report = store.import(&bytes, app_version.as_deref()).await?;
             println!("imported {} operations from {}", report.imported, file.display());
         }

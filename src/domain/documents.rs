@@ -5,7 +5,8 @@
 //! are shared by every replica on the same database). APQ lets any client register a document
 //! by sending its SHA-256 with the text once; trusted manifests — produced by client codegen
 //! (graphql-codegen's `persisted-documents.json`, Apollo's `persisted-query-manifest.json`,
-//! Relay's `persisted_queries.json`) — are imported ahead of time. In `trusted` mode only
+//! Relay's `persisted_queries.json`) — are imported ahead of time. With `redis_url` set,
+//! Redis is a shared tier between the in-process cache and the database. In `trusted` mode only
 //! manifest documents run, so a production deployment executes nothing but its apps' own
 //! operations.
 
@@ -17,6 +18,7 @@ use crate::{
     config::{PersistedMode, PersistedSettings},
     db::{self, Db, entities::persisted_document},
     domain::idempotency::hex,
+    infra::redis::Redis,
 };
 
 /// Why a document could not be used or imported.
@@ -64,6 +66,10 @@ pub struct ManifestEntry {
 pub struct ImportReport {
     /// Operations stored or confirmed.
     pub imported: usize,
+}
+
+fn redis_key(id: &str) -> String {
+    format!("bff:doc:{id}")
 }
 
 /// Lower-case hex SHA-256 of `text` (the APQ document id).
@@ -116,9 +122,13 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<ManifestEntry>, DocumentError>
     Ok(entries)
 }
 
-/// The persisted-document store of one server.
+/// How long a document stays in Redis after it was last written there.
+const REDIS_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// The persisted-document store of one server: moka → Redis (when configured) → database.
 pub struct DocumentStore {
     db: Db,
+    redis: Option<Redis>,
     settings: PersistedSettings,
     cache: moka::sync::Cache<String, StoredDocument>,
     usage_recorded: moka::sync::Cache<(String, String), ()>,
@@ -131,14 +141,14 @@ impl std::fmt::Debug for DocumentStore {
 }
 
 impl DocumentStore {
-    /// A store over `db`.
-    pub fn new(db: Db, settings: PersistedSettings) -> Self {
+    /// A store over `db`, with `redis` as a shared tier when configured.
+    pub fn new(db: Db, redis: Option<Redis>, settings: PersistedSettings) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(settings.cache_capacity)
             .weigher(|id: &String, doc: &StoredDocument| (id.len() + doc.query.len()).try_into().unwrap_or(u32::MAX))
             .build();
         let usage_recorded = moka::sync::Cache::builder().max_capacity(100_000).build();
-        Self { db, settings, cache, usage_recorded }
+        Self { db, redis, settings, cache, usage_recorded }
     }
 
     /// The configured mode.
@@ -159,12 +169,43 @@ impl DocumentStore {
         if let Some(doc) = self.cache.get(id) {
             return Ok(Some(doc));
         }
+        if let Some(doc) = self.redis_get(id).await {
+            self.cache.insert(id.to_owned(), doc.clone());
+            return Ok(Some(doc));
+        }
         let Some(row) = db::documents::find(self.db.conn(), id).await? else {
             return Ok(None);
         };
         let doc = StoredDocument { query: row.query.into(), trusted: row.source == "manifest" };
-        self.cache.insert(id.to_owned(), doc.clone());
+        self.remember(id, &doc).await;
         Ok(Some(doc))
+    }
+
+    /// Caches `doc` in memory and in Redis.
+    async fn remember(&self, id: &str, doc: &StoredDocument) {
+        self.cache.insert(id.to_owned(), doc.clone());
+        if let Some(redis) = &self.redis {
+            let value = serde_json::json!({ "query": &*doc.query, "trusted": doc.trusted }).to_string();
+            if let Err(err) = redis.set_ex(&redis_key(id), &value, REDIS_TTL).await {
+                tracing::warn!(error = %err, "redis: could not cache a persisted document");
+            }
+        }
+    }
+
+    async fn redis_get(&self, id: &str) -> Option<StoredDocument> {
+        let redis = self.redis.as_ref()?;
+        let value = match redis.get(&redis_key(id)).await {
+            Ok(value) => value?,
+            Err(err) => {
+                tracing::warn!(error = %err, "redis: lookup failed, using the database");
+                return None;
+            }
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&value).ok()?;
+        Some(StoredDocument {
+            query: parsed.get("query")?.as_str()?.into(),
+            trusted: parsed.get("trusted")?.as_bool()?,
+        })
     }
 
     /// Registers an APQ document after checking that `hash` is the SHA-256 of `query`.
@@ -187,7 +228,7 @@ impl DocumentStore {
         };
         db::documents::upsert(self.db.conn(), row).await?;
         let doc = StoredDocument { query: query.into(), trusted: false };
-        self.cache.insert(hash.to_ascii_lowercase(), doc.clone());
+        self.remember(&hash.to_ascii_lowercase(), &doc).await;
         Ok(doc)
     }
 
@@ -203,7 +244,7 @@ impl DocumentStore {
                 created_at: db::now(),
             };
             db::documents::upsert(self.db.conn(), row).await?;
-            self.cache.invalidate(&entry.id);
+            self.remember(&entry.id, &StoredDocument { query: entry.body.as_str().into(), trusted: true }).await;
             if let Some(version) = app_version {
                 db::documents::record_usage(self.db.conn(), &entry.id, version).await?;
             }

@@ -3,3 +3,4 @@
 pub mod keys;
 pub mod labels;
 pub mod metrics;
+pub mod redis;

@@ -20,7 +20,8 @@ async fn automatic_persisted_queries_round_trip_over_post_and_get() {
     let hash = sha256(&query);
 
     // Hash only, unknown: the client must send the text.
-    let (status, body) = server.post(&json!({ "extensions": apq(&hash), "variables": { "first": 2 } }), Some(&alice)).await;
+    let (status, body) =
+        server.post(&json!({ "extensions": apq(&hash), "variables": { "first": 2 } }), Some(&alice)).await;
     assert_eq!((status, code(&body)), (200, "PERSISTED_QUERY_NOT_FOUND"));
     assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
 
@@ -36,7 +37,8 @@ async fn automatic_persisted_queries_round_trip_over_post_and_get() {
     assert_eq!(body["data"]["feed"]["edges"].as_array().map(Vec::len), Some(2));
 
     // Later: the hash alone, over POST and over GET, also as documentId.
-    let (_, by_hash) = server.post(&json!({ "extensions": apq(&hash), "variables": { "first": 2 } }), Some(&alice)).await;
+    let (_, by_hash) =
+        server.post(&json!({ "extensions": apq(&hash), "variables": { "first": 2 } }), Some(&alice)).await;
     assert_eq!(by_hash["data"], body["data"]);
     let url = format!("{}/graphql", server.base);
     let get = server
@@ -49,12 +51,14 @@ async fn automatic_persisted_queries_round_trip_over_post_and_get() {
         .expect("GET");
     assert_eq!(get.status(), 200);
     assert_eq!(get.json::<Value>().await.expect("JSON")["data"], body["data"]);
-    let (_, by_id) =
-        server.post(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "first": 2 } }), Some(&alice)).await;
+    let (_, by_id) = server
+        .post(&json!({ "documentId": format!("sha256:{hash}"), "variables": { "first": 2 } }), Some(&alice))
+        .await;
     assert_eq!(by_id["data"], body["data"]);
 
     // Persisted ids inside a batch.
-    let batch = json!([{ "extensions": apq(&hash), "variables": { "first": 1 } }, { "query": "{ viewer { handle } }" }]);
+    let batch =
+        json!([{ "extensions": apq(&hash), "variables": { "first": 1 } }, { "query": "{ viewer { handle } }" }]);
     let (_, answers) = server.post(&batch, Some(&alice)).await;
     assert_eq!(answers[0]["data"]["feed"]["edges"].as_array().map(Vec::len), Some(1));
     assert_eq!(answers[1]["data"]["viewer"]["handle"], "alice");
@@ -62,6 +66,7 @@ async fn automatic_persisted_queries_round_trip_over_post_and_get() {
     // Survives a restart: a new store over the same database finds it.
     let fresh = mobile_bff::domain::documents::DocumentStore::new(
         server.app().db.clone(),
+        None,
         server.app().settings.persisted.clone(),
     );
     assert!(fresh.lookup(&hash).await.expect("lookup").is_some());
@@ -134,7 +139,13 @@ async fn get_queries_get_etags_and_304_when_nothing_changed() {
     assert_eq!(public.headers()["cache-control"], "public, max-age=30");
 
     // Never for POST, errors or mutations.
-    let post = server.client.post(&url).json(&json!({ "query": "{ user(handle: \"bob\") { handle } }" })).send().await.expect("POST");
+    let post = server
+        .client
+        .post(&url)
+        .json(&json!({ "query": "{ user(handle: \"bob\") { handle } }" }))
+        .send()
+        .await
+        .expect("POST");
     assert!(post.headers().get("etag").is_none());
     assert_eq!(post.headers()["cache-control"], "no-store");
     let failing = server
@@ -188,7 +199,8 @@ async fn trusted_mode_runs_only_manifest_operations() {
     .await;
     let alice = server.token("alice").await;
 
-    let (_, body) = server.post(&json!({ "extensions": apq(&feed_hash), "variables": { "first": 1 } }), Some(&alice)).await;
+    let (_, body) =
+        server.post(&json!({ "extensions": apq(&feed_hash), "variables": { "first": 1 } }), Some(&alice)).await;
     assert_eq!(body["data"]["feed"]["edges"].as_array().map(Vec::len), Some(1));
     let (_, body) = server.post(&json!({ "doc_id": "a1b2c3d4e5" }), Some(&alice)).await;
     assert_eq!(body["data"]["viewer"]["handle"], "alice", "Relay doc_id");
@@ -240,5 +252,41 @@ async fn documents_import_records_app_versions() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(versions, vec!["3.1.0".to_owned(), "3.2.0".to_owned()]);
+    server.stop().await;
+}
+
+/// Needs a Redis server: `.ci/run` runs it with `BFF_TEST_REDIS_URL=redis://127.0.0.1:6379`.
+#[tokio::test]
+#[ignore = "needs Redis: run with BFF_TEST_REDIS_URL=redis://127.0.0.1:6379 -- --ignored"]
+async fn persisted_documents_are_shared_through_redis() {
+    let url = std::env::var("BFF_TEST_REDIS_URL").expect("BFF_TEST_REDIS_URL must be set for this test");
+    let redis_url = url.clone();
+    let server =
+        TestServer::start_with(1, move |s| s.redis_url = Some(mobile_bff::config::Secret::new(redis_url))).await;
+    let query = format!("query Unique{} {{ __typename }}", uuid::Uuid::new_v4().simple());
+    let hash = sha256(&query);
+    let (_, body) = server.post(&json!({ "query": query, "extensions": apq(&hash) }), None).await;
+    assert_eq!(body["data"]["__typename"], "Query");
+
+    // Another replica (fresh memory cache) finds it in Redis even without the database row.
+    use sea_orm::EntityTrait;
+    mobile_bff::db::entities::persisted_document::Entity::delete_by_id(hash.clone())
+        .exec(server.app().db.conn())
+        .await
+        .expect("delete row");
+    let redis = mobile_bff::infra::redis::Redis::connect(&url).await.expect("redis");
+    let replica = mobile_bff::domain::documents::DocumentStore::new(
+        server.app().db.clone(),
+        Some(redis),
+        server.app().settings.persisted.clone(),
+    );
+    let found = replica.lookup(&hash).await.expect("lookup").expect("found in redis");
+    assert_eq!(&*found.query, query.as_str());
+    let without_redis = mobile_bff::domain::documents::DocumentStore::new(
+        server.app().db.clone(),
+        None,
+        server.app().settings.persisted.clone(),
+    );
+    assert!(without_redis.lookup(&hash).await.expect("lookup").is_none(), "the row is really gone");
     server.stop().await;
 }
