@@ -27,7 +27,7 @@ use super::{
     auth::authenticate,
     caching,
     errors::error_response,
-    observe::{OperationLabel, RawBodyBytes},
+    observe::{OperationLabel, RawBodyBytes, RawRequestBytes},
     wire::{self, WireRequest},
 };
 use crate::{
@@ -167,7 +167,7 @@ pub async fn post_handler(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    state.app.metrics.observe_request_bytes(bytes.len());
+    let raw_request = RawRequestBytes(bytes.len());
     // A JSON array is a batch, an object one operation.
     let is_array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let parsed = if is_array {
@@ -202,7 +202,7 @@ pub async fn post_handler(
         Err(response) => return *response,
     };
     let ctx = Exchange { state: &state, viewer, client: &client, method: Method::POST };
-    match batch {
+    let mut response = match batch {
         Batch::One(request) => match execute(&ctx, request).await {
             Ok(executed) => respond_single(executed, format, None),
             Err(refused) => refused.into_response(),
@@ -218,7 +218,9 @@ pub async fn post_handler(
             }
             respond_batch(responses, format)
         }
-    }
+    };
+    response.extensions_mut().insert(raw_request);
+    response
 }
 
 /// `GET /graphql?query=...` (or a persisted document id) — queries only, cacheable.

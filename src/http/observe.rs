@@ -33,6 +33,10 @@ pub struct OperationLabel(pub String);
 #[derive(Clone, Copy, Debug)]
 pub struct RawBodyBytes(pub usize);
 
+/// The size of the request body after decompression (set in response extensions).
+#[derive(Clone, Copy, Debug)]
+pub struct RawRequestBytes(pub usize);
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
@@ -120,11 +124,10 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .request_seconds
         .get_or_create(&LatencyLabels { operation: operation.clone() })
         .observe(elapsed.as_secs_f64());
-    if let Some(bytes) = wire_request_bytes {
-        metrics
-            .request_bytes
-            .get_or_create(&BytesLabels { operation: "graphql".into(), stage: "wire".into() })
-            .inc_by(bytes);
+    if let Some(RawRequestBytes(raw)) = response.extensions().get::<RawRequestBytes>().copied() {
+        let labels = |stage: &str| BytesLabels { operation: operation.clone(), stage: stage.to_owned() };
+        metrics.request_bytes.get_or_create(&labels("raw")).inc_by(raw as u64);
+        metrics.request_bytes.get_or_create(&labels("wire")).inc_by(wire_request_bytes.unwrap_or(raw as u64));
     }
     if let Some(RawBodyBytes(raw)) = response.extensions().get::<RawBodyBytes>().copied() {
         metrics

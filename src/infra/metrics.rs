@@ -80,7 +80,7 @@ pub struct Metrics {
     pub db_statements: Counter,
     /// SQL statements that failed.
     pub db_statement_errors: Counter,
-    /// Request body bytes: `wire` (as received, maybe compressed) and `raw` (decompressed).
+    /// Request body bytes by operation: `wire` (as received, maybe compressed) and `raw`.
     pub request_bytes: Family<BytesLabels, Counter>,
     /// Response body bytes by operation: `raw` (before compression) and `wire` (as sent).
     pub response_bytes: Family<BytesLabels, Counter>,

@@ -66,6 +66,16 @@ async fn responses_are_compressed_as_negotiated() {
         sizes.push(bytes);
     }
     let identity = sizes[3];
+    // Quality values are honoured: gzip preferred over br here.
+    let response = raw
+        .post(format!("{}/graphql", server.base))
+        .bearer_auth(&alice)
+        .header("accept-encoding", "br;q=0.1, gzip;q=0.9, zstd;q=0")
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.headers()["content-encoding"], "gzip");
     assert!(sizes[..3].iter().all(|s| *s * 2 < identity), "compressed sizes {sizes:?}");
     server.stop().await;
 }

@@ -163,6 +163,7 @@ async fn get_queries_get_etags_and_304_when_nothing_changed() {
     assert!(metrics.contains("status=\"304\""), "304s are counted");
     assert!(metrics.contains("bff_response_bytes_total{operation=\"HomeFeed\",stage=\"raw\"}"));
     assert!(metrics.contains("bff_response_bytes_total{operation=\"HomeFeed\",stage=\"wire\"}"));
+    assert!(metrics.contains("bff_request_bytes_total{operation=\"anonymous\",stage=\"raw\"}"), "{metrics}");
     server.stop().await;
 }
 
