@@ -6,7 +6,10 @@ use std::sync::Arc;
 use crate::{
     config::Settings,
     db::Db,
-    domain::documents::{DocumentError, DocumentStore},
+    domain::{
+        auth::gate::DeviceGate,
+        documents::{DocumentError, DocumentStore},
+    },
     infra::{
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
@@ -62,6 +65,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Persisted queries and trusted documents.
     pub documents: DocumentStore,
+    /// Whether an access token's device is still signed in.
+    pub gate: DeviceGate,
 }
 
 impl App {
@@ -83,7 +88,9 @@ impl App {
         if imported.imported > 0 {
             tracing::info!(operations = imported.imported, "imported persisted-operation manifests");
         }
-        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents }))
+        let gate =
+            DeviceGate::new(db.clone(), std::time::Duration::from_secs(settings.auth.revocation_cache_seconds.max(1)));
+        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate }))
     }
 
     /// The URL of a media object by storage key.

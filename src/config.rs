@@ -115,6 +115,20 @@ pub struct AuthSettings {
     pub access_token_ttl_seconds: u64,
     /// Clock skew tolerated when checking `exp`/`nbf`, in seconds.
     pub leeway_seconds: u64,
+    /// Sliding refresh-token lifetime: each rotation extends the session by this many days.
+    pub refresh_sliding_days: u64,
+    /// Absolute cap of a refresh-token family (a session), in days.
+    pub refresh_absolute_days: u64,
+    /// Window in which the same used refresh token from the same device gets the same new pair
+    /// back instead of a family revocation (apps fire concurrent refreshes).
+    pub refresh_grace_seconds: u64,
+    /// argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// How long a device's "not revoked" answer is cached, in seconds (revocation on this
+    /// replica is immediate; other replicas see it within this time).
+    pub revocation_cache_seconds: u64,
 }
 
 impl Default for AuthSettings {
@@ -125,6 +139,12 @@ impl Default for AuthSettings {
             audience: "mobile-bff".to_owned(),
             access_token_ttl_seconds: 15 * 60,
             leeway_seconds: 30,
+            refresh_sliding_days: 60,
+            refresh_absolute_days: 365,
+            refresh_grace_seconds: 10,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            revocation_cache_seconds: 5,
         }
     }
 }
@@ -309,6 +329,18 @@ impl Settings {
             return Err(ConfigError::OutOfRange(format!(
                 "auth.access_token_ttl_seconds must be between 300 and 1800, got {ttl}"
             )));
+        }
+        let auth = &self.auth;
+        if auth.refresh_sliding_days == 0 || auth.refresh_absolute_days < auth.refresh_sliding_days {
+            return Err(ConfigError::OutOfRange(
+                "auth.refresh_sliding_days must be positive and at most auth.refresh_absolute_days".into(),
+            ));
+        }
+        if auth.refresh_grace_seconds > 120 {
+            return Err(ConfigError::OutOfRange("auth.refresh_grace_seconds must be at most 120".into()));
+        }
+        if auth.argon2_memory_kib < 8 || auth.argon2_iterations == 0 {
+            return Err(ConfigError::OutOfRange("auth.argon2_memory_kib ≥ 8 and auth.argon2_iterations ≥ 1".into()));
         }
         let limits = &self.limits;
         if limits.max_page_size == 0 || limits.max_page_size > 1000 {

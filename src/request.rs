@@ -8,6 +8,8 @@ use crate::domain::DomainError;
 pub struct Viewer {
     /// The user id from a verified access token; `None` for anonymous requests.
     pub user_id: Option<i64>,
+    /// The device session the token belongs to (absent for development tokens).
+    pub device_id: Option<i64>,
 }
 
 impl Viewer {

@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_social;
 mod m20261125_000002_idempotency;
 mod m20261125_000003_persisted_documents;
+mod m20261125_000004_auth;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_social::Migration),
             Box::new(m20261125_000002_idempotency::Migration),
             Box::new(m20261125_000003_persisted_documents::Migration),
+            Box::new(m20261125_000004_auth::Migration),
         ]
     }
 }

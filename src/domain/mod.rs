@@ -4,6 +4,7 @@
 //! write transaction) and plain inputs, validate them, and return plain results or a
 //! [`DomainError`]. The GraphQL layer maps those to API types and error codes.
 
+pub mod auth;
 pub mod documents;
 pub mod error;
 pub mod idempotency;

@@ -17,6 +17,8 @@ pub enum NodeType {
     Post,
     /// `Comment`
     Comment,
+    /// `Device` (not a `Node`: only its owner sees it)
+    Device,
 }
 
 impl NodeType {
@@ -25,6 +27,7 @@ impl NodeType {
             Self::User => "User",
             Self::Post => "Post",
             Self::Comment => "Comment",
+            Self::Device => "Device",
         }
     }
 
@@ -33,6 +36,7 @@ impl NodeType {
             "User" => Some(Self::User),
             "Post" => Some(Self::Post),
             "Comment" => Some(Self::Comment),
+            "Device" => Some(Self::Device),
             _ => None,
         }
     }

@@ -2,6 +2,7 @@
 //! contract. [`build_schema`] is the single place the schema is assembled, used by the server
 //! and by `mobile-bff schema` (which writes `schema.graphql`).
 
+pub mod auth;
 pub mod batch_driver;
 pub mod context;
 pub mod error;
@@ -16,16 +17,24 @@ pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::{app::App, config::LimitSettings};
 
+/// Every query field, merged from the concerns.
+#[derive(MergedObject, Default)]
+pub struct Query(query::SocialQuery, auth::AuthQuery);
+
+/// Every mutation, merged from the concerns.
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::SocialMutation, auth::AuthMutation);
+
 /// The executable schema.
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema with the configured limits; `app` is attached as schema data.
 pub fn build_schema(app: Option<Arc<App>>, limits: &LimitSettings) -> AppSchema {
-    let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)

@@ -190,10 +190,10 @@ pub struct FollowPayload {
 
 /// Write entry points.
 #[derive(Default)]
-pub struct Mutation;
+pub struct SocialMutation;
 
 #[Object]
-impl Mutation {
+impl SocialMutation {
     /// Publishes a post.
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> async_graphql::Result<CreatePostPayload> {
         let author = viewer(ctx).require().api()?;

@@ -26,6 +26,8 @@ pub enum ListKind {
     Followers,
     /// `User.following`
     Following,
+    /// `securityEvents`
+    SecurityEvents,
 }
 
 impl ListKind {
@@ -36,6 +38,7 @@ impl ListKind {
             Self::Comments => "comments",
             Self::Followers => "followers",
             Self::Following => "following",
+            Self::SecurityEvents => "events",
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::db;
 
 /// Read entry points.
 #[derive(Default)]
-pub struct Query;
+pub struct SocialQuery;
 
 async fn load_node(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<Node>> {
     let loaders = loaders(ctx)?;
@@ -23,11 +23,12 @@ async fn load_node(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<N
         (NodeType::Comment, row) => {
             loaders.comments.load_one(row).await.map_err(loader_error)?.map(|(c, _)| Node::Comment(Comment::from(c)))
         }
+        (NodeType::Device, _) => None,
     })
 }
 
 #[Object]
-impl Query {
+impl SocialQuery {
     /// Any object by its global id; null if it does not exist.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
         load_node(ctx, &id).await

@@ -8,10 +8,30 @@ use axum::{
 };
 
 use super::errors::error_response;
-use crate::{graphql::error::ErrorCode, infra::keys::SigningKeys, request::Viewer};
+use crate::{app::App, graphql::error::ErrorCode, infra::keys::SigningKeys, request::Viewer};
 
-/// The viewer of a request, or the 401 response to send.
-pub fn authenticate(headers: &HeaderMap, keys: &SigningKeys) -> Result<Viewer, Box<Response>> {
+/// The viewer of a request, or the 401 response to send. A token of a signed-out (revoked)
+/// device is refused like an invalid one.
+pub async fn authenticate(headers: &HeaderMap, app: &App) -> Result<Viewer, Box<Response>> {
+    let viewer = verify(headers, &app.keys)?;
+    if let (Some(user_id), Some(device_id)) = (viewer.user_id, viewer.device_id) {
+        match app.gate.allows(user_id, device_id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Box::new(unauthorized("access token is invalid or expired"))),
+            Err(err) => {
+                tracing::error!(error = %err, "revocation check failed");
+                return Err(Box::new(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error",
+                )));
+            }
+        }
+    }
+    Ok(viewer)
+}
+
+fn verify(headers: &HeaderMap, keys: &SigningKeys) -> Result<Viewer, Box<Response>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Viewer::default());
     };
@@ -25,8 +45,8 @@ pub fn authenticate(headers: &HeaderMap, keys: &SigningKeys) -> Result<Viewer, B
     let Some(token) = token else {
         return Err(Box::new(unauthorized("Authorization must be `Bearer <access token>`")));
     };
-    match keys.verify(token) {
-        Ok(user_id) => Ok(Viewer { user_id: Some(user_id) }),
+    match keys.verify_claims(token) {
+        Ok(verified) => Ok(Viewer { user_id: Some(verified.user_id), device_id: verified.device_id }),
         Err(err) => {
             tracing::debug!(error = %err, "access token refused");
             Err(Box::new(unauthorized("access token is invalid or expired")))

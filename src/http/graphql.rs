@@ -197,7 +197,7 @@ pub async fn post_handler(
             );
         }
     }
-    let viewer = match authenticate(&headers, &state.app.keys) {
+    let viewer = match authenticate(&headers, &state.app).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -243,7 +243,7 @@ pub async fn get_handler(
             );
         }
     };
-    let viewer = match authenticate(&headers, &state.app.keys) {
+    let viewer = match authenticate(&headers, &state.app).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };

@@ -72,13 +72,27 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
+    /// The device row the token was issued to (absent for development tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did: Option<i64>,
+}
+
+/// What a verified access token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The user.
+    pub user_id: i64,
+    /// The device session, if the token belongs to one.
+    pub device_id: Option<i64>,
 }
 
 /// The signing key set of one server.
 pub struct SigningKeys {
     kid: String,
-    /// Tokens already verified: token → (user id, `exp`).
-    verified: moka::sync::Cache<String, (i64, i64)>,
+    /// Tokens already verified: token → (claims, `exp`).
+    verified: moka::sync::Cache<String, (Verified, i64)>,
+    /// Key deriving each refresh token of a family from the previous one.
+    refresh_key: [u8; 32],
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwks: JwkSet,
@@ -134,9 +148,17 @@ impl SigningKeys {
             .time_to_live(std::time::Duration::from_secs(settings.access_token_ttl_seconds + settings.leeway_seconds))
             .support_invalidation_closures()
             .build();
+        let refresh_key: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            let mut hasher = Sha256::new();
+            hasher.update(b"mobile-bff refresh-token derivation v1\0");
+            hasher.update(der.as_bytes());
+            hasher.finalize().into()
+        };
         Ok(Self {
             kid,
             verified,
+            refresh_key,
             encoding,
             decoding,
             jwks: JwkSet { keys: vec![jwk] },
@@ -157,8 +179,37 @@ impl SigningKeys {
         &self.jwks
     }
 
+    /// The access-token lifetime in seconds.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_seconds
+    }
+
+    /// The next refresh token of a family: HMAC-SHA256 of the previous one under a key derived
+    /// from the signing key, so every replica derives the same successor (the grace window of
+    /// concurrent refreshes relies on it) and nobody without the key can.
+    pub fn next_refresh_token(&self, previous: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(&self.refresh_key) {
+            Ok(mac) => mac,
+            // HMAC accepts keys of any length.
+            Err(_) => return String::new(),
+        };
+        mac.update(previous.as_bytes());
+        b64url(&mac.finalize().into_bytes())
+    }
+
     /// Mints an access token for `user_id` valid for the configured lifetime (or `ttl`).
     pub fn mint(&self, user_id: i64, ttl_seconds: Option<u64>) -> Result<String, KeyError> {
+        self.mint_for_device(user_id, None, ttl_seconds)
+    }
+
+    /// Mints an access token bound to a device session.
+    pub fn mint_for_device(
+        &self,
+        user_id: i64,
+        device_id: Option<i64>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<String, KeyError> {
         let now = chrono::Utc::now().timestamp();
         let ttl = i64::try_from(ttl_seconds.unwrap_or(self.ttl_seconds)).unwrap_or(i64::MAX / 2);
         let claims = AccessClaims {
@@ -168,6 +219,7 @@ impl SigningKeys {
             iat: now,
             exp: now.saturating_add(ttl),
             jti: uuid::Uuid::new_v4().to_string(),
+            did: device_id,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -176,26 +228,30 @@ impl SigningKeys {
 
     /// Verifies signature, `kid`, expiry, issuer and audience; returns the user id.
     pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
+        self.verify_claims(token).map(|v| v.user_id)
+    }
+
+    /// Verifies a token; returns its user and device.
+    pub fn verify_claims(&self, token: &str) -> Result<Verified, TokenError> {
         let now = chrono::Utc::now().timestamp();
         let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
-        if let Some((user_id, exp)) = self.verified.get(token) {
+        if let Some((verified, exp)) = self.verified.get(token) {
             if now <= exp.saturating_add(leeway) {
-                return Ok(user_id);
+                return Ok(verified);
             }
             self.verified.invalidate(token);
             return Err(TokenError::Invalid("expired".into()));
         }
-        let user_id = self.verify_signature(token)?;
-        Ok(user_id)
+        self.verify_signature(token)
     }
 
     /// Forgets every cached verification of `user_id`'s tokens (call on revocation).
     pub fn forget_user(&self, user_id: i64) {
         // Only fails when invalidation closures are not enabled, and they are.
-        let _ = self.verified.invalidate_entries_if(move |_, (cached_user, _)| *cached_user == user_id);
+        let _ = self.verified.invalidate_entries_if(move |_, (cached, _)| cached.user_id == user_id);
     }
 
-    fn verify_signature(&self, token: &str) -> Result<i64, TokenError> {
+    fn verify_signature(&self, token: &str) -> Result<Verified, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(TokenError::Invalid("unknown kid".into()));
@@ -203,8 +259,9 @@ impl SigningKeys {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let user_id = data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid("bad sub".into()))?;
-        self.verified.insert(token.to_owned(), (user_id, data.claims.exp));
-        Ok(user_id)
+        let verified = Verified { user_id, device_id: data.claims.did };
+        self.verified.insert(token.to_owned(), (verified, data.claims.exp));
+        Ok(verified)
     }
 }
 
@@ -280,6 +337,7 @@ mod tests {
             iat: 1,
             exp: 2,
             jti: "x".into(),
+            did: None,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(strict.kid().to_owned());
@@ -295,12 +353,13 @@ mod tests {
         let keys = SigningKeys::load(&settings, dir.path()).expect("keys");
         let token = keys.mint(7, None).expect("mint");
         assert_eq!(keys.verify(&token).expect("first"), 7);
-        assert_eq!(keys.verified.get(&token).map(|(user, _)| user), Some(7), "cached");
+        assert_eq!(keys.verified.get(&token).map(|(v, _)| v.user_id), Some(7), "cached");
         keys.forget_user(7);
         keys.verified.run_pending_tasks();
         assert!(keys.verified.get(&token).is_none(), "forgotten");
         // A cached entry past its expiry is refused even before moka evicts it.
-        keys.verified.insert(token.clone(), (7, chrono::Utc::now().timestamp() - 10));
+        let stale = Verified { user_id: 7, device_id: None };
+        keys.verified.insert(token.clone(), (stale, chrono::Utc::now().timestamp() - 10));
         assert!(keys.verify(&token).is_err());
     }
 }

@@ -132,6 +132,7 @@ fn sign(pem: &str, kid: &str, exp_offset: i64) -> String {
         iat: now - 7200,
         exp: now + exp_offset,
         jti: "test".into(),
+        did: None,
     };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());

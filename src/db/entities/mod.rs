@@ -4,6 +4,8 @@
 //! a column can change without changing the public schema.
 
 pub mod comment;
+pub mod credential;
+pub mod device;
 pub mod document_usage;
 pub mod follow;
 pub mod idempotency_key;
@@ -11,4 +13,6 @@ pub mod persisted_document;
 pub mod post;
 pub mod post_media;
 pub mod reaction;
+pub mod refresh_token;
+pub mod security_event;
 pub mod user;

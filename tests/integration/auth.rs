@@ -1,0 +1,157 @@
+//! Accounts, device sessions, refresh-token rotation, reuse detection and revocation.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, code};
+
+const PAYLOAD: &str = "accessToken refreshToken accessTokenExpiresAt refreshTokenExpiresAt deviceId user { handle }";
+
+fn device(id: &str, model: &str) -> Value {
+    json!({ "clientDeviceId": id, "platform": "IOS", "model": model, "osVersion": "18.1", "appVersion": "3.2.0",
+            "locale": "en-GB", "timezone": "Europe/London" })
+}
+
+const PHONE: &str = "0f8e3a52-9a55-4c1e-9d8e-2f1a3c4b5d6e";
+const TABLET: &str = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+
+async fn register(server: &TestServer) -> Value {
+    let query = format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ {PAYLOAD} }} }}");
+    let input = json!({ "email": "Dana@Example.com", "password": "correct horse battery", "handle": "dana",
+                        "displayName": "Dana", "device": device(PHONE, "iPhone15,2") });
+    server.data(&query, json!({ "input": input }), None).await["register"].clone()
+}
+
+async fn login(server: &TestServer, email: &str, password: &str, client: &str) -> Value {
+    let query = format!("mutation($input: LoginInput!) {{ login(input: $input) {{ {PAYLOAD} }} }}");
+    let input = json!({ "email": email, "password": password, "device": device(client, "iPad14,1") });
+    server.gql(&query, json!({ "input": input }), None).await
+}
+
+async fn refresh(server: &TestServer, token: &str, client: Option<&str>) -> Value {
+    let query = format!("mutation($input: RefreshInput!) {{ refreshTokens(input: $input) {{ {PAYLOAD} }} }}");
+    server.gql(&query, json!({ "input": { "refreshToken": token, "clientDeviceId": client } }), None).await
+}
+
+async fn status_with(server: &TestServer, access: &str) -> u16 {
+    let (status, _) = server.post(&json!({ "query": "{ viewer { handle } }" }), Some(access)).await;
+    status
+}
+
+#[tokio::test]
+async fn register_login_and_device_list() {
+    let server = TestServer::start(0).await;
+    let phone = register(&server).await;
+    assert_eq!(phone["user"]["handle"], "dana");
+    let access = phone["accessToken"].as_str().expect("access");
+    assert!(phone["refreshToken"].as_str().expect("refresh").len() >= 43, "≥ 256 bits");
+
+    // Same answer for an unknown email and a wrong password.
+    let unknown = login(&server, "nobody@example.com", "correct horse battery", TABLET).await;
+    let wrong = login(&server, "dana@example.com", "wrong password!!", TABLET).await;
+    assert_eq!(code(&unknown), "UNAUTHENTICATED");
+    assert_eq!(unknown["errors"][0]["message"], wrong["errors"][0]["message"]);
+
+    let tablet = login(&server, "dana@example.com", "correct horse battery", TABLET).await;
+    assert!(tablet.get("errors").is_none(), "{tablet}");
+    let devices = server.data("{ devices { id model isCurrent revoked } }", json!({}), Some(access)).await;
+    let list = devices["devices"].as_array().expect("devices");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list.iter().filter(|d| d["isCurrent"] == true).count(), 1);
+    let events =
+        server.data("{ securityEvents(first: 10) { edges { node { kind } } } }", json!({}), Some(access)).await;
+    let kinds: Vec<&str> = events["securityEvents"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"new_device_login") && kinds.contains(&"login_failed"), "{kinds:?}");
+
+    let duplicate = format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ {PAYLOAD} }} }}");
+    let input = json!({ "email": "dana@example.com", "password": "another password", "handle": "dana2",
+                        "displayName": "D", "device": device(TABLET, "x") });
+    assert_eq!(code(&server.gql(&duplicate, json!({ "input": input }), None).await), "CONFLICT");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let server = TestServer::start_with(0, |s| s.auth.refresh_grace_seconds = 0).await;
+    let first = register(&server).await;
+    let old = first["refreshToken"].as_str().expect("refresh").to_owned();
+    let rotated = refresh(&server, &old, Some(PHONE)).await;
+    let new = rotated["data"]["refreshTokens"]["refreshToken"].as_str().expect("new").to_owned();
+    assert_ne!(new, old);
+    assert_eq!(status_with(&server, rotated["data"]["refreshTokens"]["accessToken"].as_str().expect("a")).await, 200);
+
+    // The old token again (no grace): theft. The family dies, including the new token.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(code(&refresh(&server, &old, Some(PHONE)).await), "UNAUTHENTICATED");
+    assert_eq!(code(&refresh(&server, &new, Some(PHONE)).await), "UNAUTHENTICATED", "family revoked");
+    let access = rotated["data"]["refreshTokens"]["accessToken"].as_str().expect("a");
+    let events =
+        server.data("{ securityEvents(first: 10) { edges { node { kind } } } }", json!({}), Some(access)).await;
+    assert_eq!(events["securityEvents"]["edges"][0]["node"]["kind"], "refresh_token_reuse");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_within_the_grace_window_get_the_same_pair() {
+    let server = TestServer::start(0).await;
+    let first = register(&server).await;
+    let old = first["refreshToken"].as_str().expect("refresh").to_owned();
+    let (a, b) = tokio::join!(refresh(&server, &old, Some(PHONE)), refresh(&server, &old, Some(PHONE)));
+    assert!(a.get("errors").is_none() && b.get("errors").is_none(), "{a} {b}");
+    assert_eq!(a["data"]["refreshTokens"]["refreshToken"], b["data"]["refreshTokens"]["refreshToken"]);
+    // The shared successor keeps working.
+    let next = a["data"]["refreshTokens"]["refreshToken"].as_str().expect("next");
+    assert!(refresh(&server, next, Some(PHONE)).await.get("errors").is_none());
+    // Another device may not use this device's token.
+    let stolen = refresh(&server, next, Some(TABLET)).await;
+    assert_eq!(code(&stolen), "UNAUTHENTICATED");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_device_cuts_off_its_tokens_at_once() {
+    let server = TestServer::start(0).await;
+    let phone = register(&server).await;
+    let tablet = login(&server, "dana@example.com", "correct horse battery", TABLET).await["data"]["login"].clone();
+    let tablet_access = tablet["accessToken"].as_str().expect("access");
+    let phone_access = phone["accessToken"].as_str().expect("access");
+    assert_eq!(status_with(&server, tablet_access).await, 200);
+
+    let revoke = "mutation($id: ID!) { revokeDevice(id: $id) { revoked isCurrent } }";
+    let done = server.data(revoke, json!({ "id": tablet["deviceId"] }), Some(phone_access)).await;
+    assert_eq!(done["revokeDevice"], json!({ "revoked": true, "isCurrent": false }));
+    assert_eq!(status_with(&server, tablet_access).await, 401, "revoked device's access token is refused");
+    assert_eq!(
+        code(&refresh(&server, tablet["refreshToken"].as_str().expect("r"), Some(TABLET)).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(status_with(&server, phone_access).await, 200, "the other device is untouched");
+
+    // An unknown (or someone else's) device cannot be revoked.
+    let body = server.gql(revoke, json!({ "id": "RGV2aWNlOjk5OQ" }), Some(phone_access)).await;
+    assert_eq!(code(&body), "NOT_FOUND");
+
+    let everywhere = server.data("mutation { signOutEverywhere }", json!({}), Some(phone_access)).await;
+    assert_eq!(everywhere["signOutEverywhere"], 1);
+    assert_eq!(status_with(&server, phone_access).await, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_current_session() {
+    let server = TestServer::start(0).await;
+    let phone = register(&server).await;
+    let access = phone["accessToken"].as_str().expect("access");
+    assert_eq!(server.data("mutation { logout }", json!({}), Some(access)).await["logout"], true);
+    assert_eq!(status_with(&server, access).await, 401);
+    assert_eq!(code(&refresh(&server, phone["refreshToken"].as_str().expect("r"), None).await), "UNAUTHENTICATED");
+    // Logging in again on the same device starts a new session.
+    let again = login(&server, "dana@example.com", "correct horse battery", PHONE).await;
+    let access = again["data"]["login"]["accessToken"].as_str().expect("access");
+    assert_eq!(status_with(&server, access).await, 200);
+    server.stop().await;
+}
