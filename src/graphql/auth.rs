@@ -337,7 +337,7 @@ impl AuthMutation {
         let tx = app.db.begin_write().await.map_err(db_error)?;
         devices::revoke(&*tx, user, device, false).await.api()?;
         tx.commit().await.map_err(db_error)?;
-        app.gate.forget(device);
+        app.gate.revoked(device);
         Ok(true)
     }
 
@@ -350,7 +350,7 @@ impl AuthMutation {
         let tx = app.db.begin_write().await.map_err(db_error)?;
         devices::revoke(&*tx, user, device, true).await.api()?;
         tx.commit().await.map_err(db_error)?;
-        app.gate.forget(device);
+        app.gate.revoked(device);
         let rows = devices::list(app.db.conn(), user).await.api()?;
         rows.into_iter()
             .find(|d| d.id == device)
@@ -366,7 +366,7 @@ impl AuthMutation {
         let revoked = devices::revoke_all(&*tx, user).await.api()?;
         tx.commit().await.map_err(db_error)?;
         for id in &revoked {
-            app.gate.forget(*id);
+            app.gate.revoked(*id);
         }
         Ok(i32::try_from(revoked.len()).unwrap_or(i32::MAX))
     }

@@ -3,6 +3,9 @@
 //! Checked on every authenticated request. Answers are cached (moka) for
 //! `auth.revocation_cache_seconds`; revoking a device on this replica invalidates its entry
 //! at once, other replicas see it within the cache time.
+//!
+//! Revocations are also broadcast ([`DeviceGate::subscribe`]) so that long-lived connections
+//! (WebSocket/SSE subscriptions, when real-time lands) can close a revoked device's sockets.
 
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use crate::db::{Db, entities::device};
 pub struct DeviceGate {
     db: Db,
     signed_in: moka::sync::Cache<i64, bool>,
+    revoked: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl std::fmt::Debug for DeviceGate {
@@ -25,7 +29,8 @@ impl std::fmt::Debug for DeviceGate {
 impl DeviceGate {
     /// A gate over `db` caching answers for `ttl`.
     pub fn new(db: Db, ttl: Duration) -> Self {
-        Self { db, signed_in: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(ttl).build() }
+        let (revoked, _) = tokio::sync::broadcast::channel(1024);
+        Self { db, signed_in: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(ttl).build(), revoked }
     }
 
     /// Whether device `id` of `user_id` exists, belongs to the user and is not revoked.
@@ -39,8 +44,20 @@ impl DeviceGate {
         Ok(answer)
     }
 
-    /// Forgets the cached answer for a device (after revoking or re-enabling it).
+    /// Forgets the cached answer for a device (after signing it in again).
     pub fn forget(&self, id: i64) {
         self.signed_in.invalidate(&id);
+    }
+
+    /// A device was signed out: forget its cached answer and tell every subscriber.
+    pub fn revoked(&self, id: i64) {
+        self.signed_in.invalidate(&id);
+        // No subscriber is fine: nothing holds a connection of that device.
+        let _ = self.revoked.send(id);
+    }
+
+    /// Device ids as they are revoked (for closing their live connections).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.revoked.subscribe()
     }
 }
