@@ -53,6 +53,11 @@ impl Policy {
         if self.vary_authorization {
             headers.append(header::VARY, HeaderValue::from_static("Authorization"));
         }
+        // A 304 has no body, so the compression layer adds nothing: repeat the `Vary` the 200
+        // carried (RFC 9110 §15.4.5), or caches keyed on it would diverge.
+        if self.not_modified {
+            headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
     }
 }
 

@@ -76,7 +76,9 @@ impl WireRequest {
         match &self.variables {
             None | Some(serde_json::Value::Null) => Ok(Variables::default()),
             Some(value @ serde_json::Value::Object(_)) => Ok(Variables::from_json(value.clone())),
-            Some(_) => Err(bad_input("`variables` must be a JSON object")),
+            Some(_) => {
+                Err(with_code(ServerError::new("`variables` must be a JSON object", None), ErrorCode::BadRequest))
+            }
         }
     }
 

@@ -105,6 +105,9 @@ async fn get_queries_get_etags_and_304_when_nothing_changed() {
         .expect("GET");
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"], etag.as_str());
+    let vary_304: Vec<String> =
+        again.headers().get_all("vary").iter().map(|v| v.to_str().unwrap_or("").to_ascii_lowercase()).collect();
+    assert!(vary_304.iter().any(|v| v.contains("accept-encoding")), "304 repeats Vary: {vary_304:?}");
     assert!(again.bytes().await.expect("body").is_empty());
 
     // The same ETag whatever the negotiated encoding (computed before compression).
