@@ -13,6 +13,7 @@ use crate::{
     infra::{
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
+        rate_limit::RateLimiter,
         redis::Redis,
     },
 };
@@ -67,6 +68,8 @@ pub struct App {
     pub documents: DocumentStore,
     /// Whether an access token's device is still signed in.
     pub gate: DeviceGate,
+    /// Rate limits (shared through Redis when configured).
+    pub limits: RateLimiter,
 }
 
 impl App {
@@ -90,7 +93,8 @@ impl App {
         }
         let gate =
             DeviceGate::new(db.clone(), std::time::Duration::from_secs(settings.auth.revocation_cache_seconds.max(1)));
-        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate }))
+        let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
+        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits }))
     }
 
     /// The URL of a media object by storage key.

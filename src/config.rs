@@ -75,6 +75,10 @@ pub struct Settings {
     pub persisted: PersistedSettings,
     /// Response compression.
     pub compression: CompressionSettings,
+    /// Rate limits.
+    pub rate_limits: crate::infra::rate_limit::RateLimitSettings,
+    /// Use the first `X-Forwarded-For` address as the client IP (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Settings {
@@ -97,6 +101,8 @@ impl Default for Settings {
             dataloader: DataLoaderSettings::default(),
             persisted: PersistedSettings::default(),
             compression: CompressionSettings::default(),
+            rate_limits: crate::infra::rate_limit::RateLimitSettings::default(),
+            trust_forwarded_for: false,
         }
     }
 }

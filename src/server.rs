@@ -62,7 +62,7 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     let addr =
         listener.local_addr().map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
     let (shutdown, mut signal) = watch::channel(false);
-    let service = router(state).into_make_service();
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     context::{app, loaders, viewer},
-    error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error},
+    error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error, rate_limited},
     ids::{self, NodeType},
     pagination::{ListKind, PageArgs, connection, connection_complexity},
     types::user::User,
@@ -20,6 +20,7 @@ use crate::{
             sessions::{self, Refusal},
         },
     },
+    infra::rate_limit::Limit,
 };
 
 /// The platform a device runs.
@@ -297,6 +298,9 @@ impl AuthMutation {
     /// Signs this device in. Every failure is the same `UNAUTHENTICATED` answer.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let app = app(ctx)?;
+        // Slow brute force on one account, whatever IPs it comes from.
+        let account = accounts::normalize_email(&input.email).unwrap_or_else(|_| input.email.trim().to_lowercase());
+        app.limits.check(Limit::LoginPerAccount, &account).await.map_err(rate_limited)?;
         match accounts::login(&app.db, &app.keys, &app.settings.auth, &input.email, input.password, input.device.into())
             .await
         {

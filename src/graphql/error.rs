@@ -49,6 +49,8 @@ pub enum ErrorCode {
     PersistedQueryNotFound,
     /// The server only runs operations from the app's manifest.
     PersistedQueryRequired,
+    /// Too many requests: retry after `extensions.retryAfterSeconds`.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -74,6 +76,7 @@ impl ErrorCode {
             Self::RouteNotFound => "ROUTE_NOT_FOUND",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -81,6 +84,15 @@ impl ErrorCode {
 /// A GraphQL error with a code.
 pub fn api_error(code: ErrorCode, message: impl Into<String>) -> Error {
     Error::new(message).extend_with(|_, ext| ext.set("code", code.as_str()))
+}
+
+/// `RATE_LIMITED` with `retryAfterSeconds`.
+pub fn rate_limited(retry: crate::infra::rate_limit::RetryAfter) -> Error {
+    let seconds = retry.seconds();
+    Error::new(format!("too many requests; retry in {seconds} s")).extend_with(move |_, ext| {
+        ext.set("code", ErrorCode::RateLimited.as_str());
+        ext.set("retryAfterSeconds", seconds);
+    })
 }
 
 /// Maps a domain error to its public code; internal causes are logged, not shown.

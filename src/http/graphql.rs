@@ -27,17 +27,18 @@ use super::{
     auth::authenticate,
     caching,
     errors::error_response,
-    observe::{OperationLabel, RawBodyBytes, RawRequestBytes},
+    observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes},
     wire::{self, WireRequest},
 };
 use crate::{
     graphql::{
         batch_driver,
-        error::ErrorCode,
+        error::{ErrorCode, rate_limited},
         error_codes::{OperationName, check_field_count, with_code},
         loaders::Loaders,
         ordering::order_response,
     },
+    infra::rate_limit::Limit,
     request::{ClientInfo, Viewer},
 };
 
@@ -149,6 +150,7 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 pub async fn post_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -201,7 +203,7 @@ pub async fn post_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let ctx = Exchange { state: &state, viewer, client: &client, method: Method::POST };
+    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::POST };
     let mut response = match batch {
         Batch::One(request) => match execute(&ctx, request).await {
             Ok(executed) => respond_single(executed, format, None),
@@ -227,6 +229,7 @@ pub async fn post_handler(
 pub async fn get_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -247,7 +250,7 @@ pub async fn get_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let ctx = Exchange { state: &state, viewer, client: &client, method: Method::GET };
+    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::GET };
     match execute(&ctx, request).await {
         Ok(executed) => respond_single(executed, format, Some(&headers)),
         Err(refused) => refused.into_response(),
@@ -265,6 +268,7 @@ struct Exchange<'a> {
     state: &'a HttpState,
     viewer: Viewer,
     client: &'a ClientInfo,
+    ip: ClientIp,
     method: Method,
 }
 
@@ -314,6 +318,52 @@ fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<O
     selected.map(|(_, operation)| operation.node.ty)
 }
 
+/// Which budget an operation spends, and whose: sign-in operations per IP, refreshes per
+/// device, other mutations per user, queries per device (or user, or IP).
+fn limit_for(
+    ctx: &Exchange<'_>,
+    document: &ExecutableDocument,
+    name: Option<&str>,
+    kind: Option<OperationType>,
+) -> (Limit, String) {
+    let ip = ctx.ip.0.to_string();
+    let device = ctx.client.device_id.map(|d| d.to_string());
+    let user = ctx.viewer.user_id.map(|u| format!("u{u}"));
+    if kind != Some(OperationType::Mutation) {
+        return (Limit::QueryPerClient, device.or(user).unwrap_or(ip));
+    }
+    let roots = root_fields(document, name);
+    if roots.iter().any(|f| f == "login" || f == "register") {
+        (Limit::LoginPerIp, ip)
+    } else if roots.iter().any(|f| f == "refreshTokens") {
+        (Limit::RefreshPerDevice, device.unwrap_or(ip))
+    } else {
+        (Limit::MutationPerUser, user.unwrap_or(ip))
+    }
+}
+
+/// Names of the root fields of the selected operation.
+fn root_fields(document: &ExecutableDocument, name: Option<&str>) -> Vec<String> {
+    let selected = match name {
+        Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
+        None => document.operations.iter().next(),
+    };
+    let Some((_, operation)) = selected else {
+        return Vec::new();
+    };
+    operation
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|item| match &item.node {
+            async_graphql::parser::types::Selection::Field(field) => Some(field.node.name.node.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Resolves the document, parses it once, runs it with fresh loaders and orders the result.
 async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refused> {
     let app = &ctx.state.app;
@@ -359,6 +409,12 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     if let Err(error) = check_field_count(&document, settings.limits.max_fields) {
         return Ok(Executed::failed(error, label));
     }
+    let (limit, key) = limit_for(ctx, &document, wire.operation_name.as_deref(), kind);
+    if let Err(retry) = app.limits.check(limit, &key).await {
+        let mut error = rate_limited(retry).into_server_error(async_graphql::Pos::default());
+        error.locations.clear();
+        return Ok(Executed::failed(error, label));
+    }
     let mut request = Request::new(resolved.query).variables(variables);
     if let Some(name) = &wire.operation_name {
         request = request.operation_name(name);
@@ -381,7 +437,8 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     })
 }
 
-const REQUEST_ERROR_CODES: [ErrorCode; 9] = [
+const REQUEST_ERROR_CODES: [ErrorCode; 10] = [
+    ErrorCode::RateLimited,
     ErrorCode::GraphqlParseFailed,
     ErrorCode::GraphqlValidationFailed,
     ErrorCode::QueryTooDeep,
@@ -423,7 +480,19 @@ fn respond_single(executed: Executed, format: Format, get: Option<&HeaderMap>) -
     // A request that is not a GraphQL request at all (no query, no document id) is 400 in any
     // media type; other request errors are 400 only with graphql-response+json.
     let malformed = request_error && response.errors.iter().all(|e| has_code(e, ErrorCode::BadRequest));
-    let status = if malformed || (format == Format::GraphqlResponseJson && request_error) {
+    let retry_after = response
+        .errors
+        .iter()
+        .filter(|e| has_code(e, ErrorCode::RateLimited))
+        .filter_map(|e| e.extensions.as_ref().and_then(|ext| ext.get("retryAfterSeconds")).cloned())
+        .filter_map(|v| match v {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max();
+    let status = if retry_after.is_some() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if malformed || (format == Format::GraphqlResponseJson && request_error) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -451,6 +520,9 @@ fn respond_single(executed: Executed, format: Format, get: Option<&HeaderMap>) -
         http
     };
     policy.apply(http.headers_mut());
+    if let Some(seconds) = retry_after {
+        http.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     http.extensions_mut().insert(OperationLabel(label));
     if policy.not_modified {
         http.extensions_mut().insert(caching::NotModified);

@@ -29,6 +29,25 @@ pub struct RequestId(pub String);
 #[derive(Clone, Debug)]
 pub struct OperationLabel(pub String);
 
+/// The client's IP address (the socket peer, or the first `X-Forwarded-For` hop when
+/// `trust_forwarded_for` is set), in request extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+fn client_ip(request: &Request, trust_forwarded_for: bool) -> ClientIp {
+    let forwarded = trust_forwarded_for
+        .then(|| header(request.headers(), "x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    ClientIp(forwarded.unwrap_or(peer))
+}
+
 /// The size of a response body before compression (set in response extensions).
 #[derive(Clone, Copy, Debug)]
 pub struct RawBodyBytes(pub usize);
@@ -87,6 +106,8 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", id = %id, %method, path = %path);
+    let ip = client_ip(&request, state.app.settings.trust_forwarded_for);
+    request.extensions_mut().insert(ip);
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(client.clone());
 

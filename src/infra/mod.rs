@@ -3,4 +3,5 @@
 pub mod keys;
 pub mod labels;
 pub mod metrics;
+pub mod rate_limit;
 pub mod redis;

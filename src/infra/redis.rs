@@ -34,6 +34,19 @@ impl Redis {
         redis::cmd("GET").arg(key).query_async(&mut self.conn.clone()).await
     }
 
+    /// `EVAL script` with `keys` and integer `args`, returning an integer.
+    pub async fn eval(&self, script: &str, keys: &[&str], args: &[u64]) -> redis::RedisResult<u64> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(keys.len());
+        for key in keys {
+            cmd.arg(*key);
+        }
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        cmd.query_async(&mut self.conn.clone()).await
+    }
+
     /// `SET key value EX ttl`.
     pub async fn set_ex(&self, key: &str, value: &str, ttl: Duration) -> redis::RedisResult<()> {
         redis::cmd("SET")

@@ -60,6 +60,10 @@ pub fn settings(dir: &std::path::Path, url: &str) -> Settings {
         database_url: Secret::new(url),
         database_max_connections: 8,
         shutdown_grace_seconds: 2,
+        // Cheap password hashing: tests exercise the flows, not argon2's cost.
+        auth: mobile_bff::config::AuthSettings { argon2_memory_kib: 256, argon2_iterations: 1, ..Default::default() },
+        // Suites fire hundreds of requests from one address; the limits have their own tests.
+        rate_limits: mobile_bff::infra::rate_limit::RateLimitSettings { enabled: false, ..Default::default() },
         ..Settings::default()
     }
 }

@@ -11,4 +11,5 @@ mod connections;
 mod feed;
 mod http;
 mod mutations;
+mod rate_limits;
 mod transport;

@@ -39,7 +39,8 @@ pub struct Registration {
     pub device: DeviceInfo,
 }
 
-fn normalize_email(email: &str) -> Result<String, DomainError> {
+/// Lower-cases and checks an email address.
+pub fn normalize_email(email: &str) -> Result<String, DomainError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email
