@@ -135,6 +135,8 @@ pub struct AuthSettings {
     /// How long a device's "not revoked" answer is cached, in seconds (revocation on this
     /// replica is immediate; other replicas see it within this time).
     pub revocation_cache_seconds: u64,
+    /// How long a biometric challenge may be answered, in seconds.
+    pub biometric_challenge_seconds: u64,
 }
 
 impl Default for AuthSettings {
@@ -151,6 +153,7 @@ impl Default for AuthSettings {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             revocation_cache_seconds: 5,
+            biometric_challenge_seconds: 60,
         }
     }
 }

@@ -11,6 +11,7 @@ mod m20261125_000001_social;
 mod m20261125_000002_idempotency;
 mod m20261125_000003_persisted_documents;
 mod m20261125_000004_auth;
+mod m20261125_000005_biometrics;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_idempotency::Migration),
             Box::new(m20261125_000003_persisted_documents::Migration),
             Box::new(m20261125_000004_auth::Migration),
+            Box::new(m20261125_000005_biometrics::Migration),
         ]
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     domain::{
         DomainError,
         auth::{
-            DeviceInfo, TokenPair, accounts, devices, events,
+            DeviceInfo, TokenPair, accounts, biometric, devices, events,
             sessions::{self, Refusal},
         },
     },
@@ -226,6 +226,28 @@ pub struct RefreshInput {
     pub client_device_id: Option<String>,
 }
 
+/// A biometric challenge to sign with the device key.
+#[derive(SimpleObject)]
+pub struct BiometricChallenge {
+    /// Send back with the signature.
+    pub challenge_id: String,
+    /// The bytes to sign (base64url): ECDSA P-256 with SHA-256.
+    pub nonce: String,
+    /// When the challenge expires (60 s).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Input of `biometricLogin`.
+#[derive(InputObject)]
+pub struct BiometricLoginInput {
+    /// The device (its `deviceId` from a previous sign-in).
+    pub device_id: ID,
+    /// From `biometricChallenge`.
+    pub challenge_id: String,
+    /// Signature over the nonce bytes, DER or raw r‖s, base64.
+    pub signature: String,
+}
+
 /// Account and session queries.
 #[derive(Default)]
 pub struct AuthQuery;
@@ -343,6 +365,47 @@ impl AuthMutation {
         tx.commit().await.map_err(db_error)?;
         app.gate.revoked(device);
         Ok(true)
+    }
+
+    /// Enrolls the current device's biometric public key (P-256 SPKI DER, base64), replacing
+    /// an earlier one.
+    async fn enroll_biometric_key(&self, ctx: &Context<'_>, public_key: String) -> async_graphql::Result<bool> {
+        let viewer = viewer(ctx);
+        let user = viewer.require().api()?;
+        let Some(device) = viewer.device_id else {
+            return Err(api_error(ErrorCode::BadUserInput, "this token has no device session"));
+        };
+        biometric::enroll(&app(ctx)?.db, user, device, &public_key).await.api()?;
+        Ok(true)
+    }
+
+    /// A single-use challenge for biometric login on a device (no token needed).
+    async fn biometric_challenge(&self, ctx: &Context<'_>, device_id: ID) -> async_graphql::Result<BiometricChallenge> {
+        let device = ids::decode_as(&device_id, NodeType::Device)?;
+        let app = app(ctx)?;
+        let challenge = biometric::challenge(&app.db, &app.settings.auth, device).await.api()?;
+        Ok(BiometricChallenge { challenge_id: challenge.id, nonce: challenge.nonce, expires_at: challenge.expires_at })
+    }
+
+    /// Signs a device in with a signed biometric challenge.
+    async fn biometric_login(
+        &self,
+        ctx: &Context<'_>,
+        input: BiometricLoginInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let device = ids::decode_as(&input.device_id, NodeType::Device)?;
+        let app = app(ctx)?;
+        app.limits.check(Limit::LoginPerAccount, &format!("device:{device}")).await.map_err(rate_limited)?;
+        match biometric::login(&app.db, &app.keys, &app.settings.auth, device, &input.challenge_id, &input.signature)
+            .await
+        {
+            Ok(pair) => {
+                app.gate.forget(pair.device_id);
+                Ok(pair.into())
+            }
+            Err(DomainError::Unauthenticated) => Err(unauthenticated()),
+            Err(err) => Err(super::error::domain_error(err)),
+        }
     }
 
     /// Signs one of the viewer's devices out (a lost or stolen phone).

@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod bad_input;
+mod biometric;
 mod cli;
 mod connections;
 mod feed;

@@ -3,9 +3,11 @@
 //! These are storage rows, not API types: the GraphQL layer maps them to its own types so that
 //! a column can change without changing the public schema.
 
+pub mod biometric_challenge;
 pub mod comment;
 pub mod credential;
 pub mod device;
+pub mod device_key;
 pub mod document_usage;
 pub mod follow;
 pub mod idempotency_key;

@@ -158,6 +158,8 @@ pub async fn revoke(conn: &impl ConnectionTrait, user_id: i64, device_id: i64, e
         .exec(conn)
         .await?;
     if event {
+        // Revoked (not a plain logout): its biometric key can no longer sign it in.
+        super::biometric::forget(conn, device_id).await?;
         events::record(conn, user_id, Some(device_id), EventKind::DeviceRevoked, json!({})).await?;
     }
     Ok(())

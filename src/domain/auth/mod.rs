@@ -8,6 +8,7 @@
 //! window, where the same device's concurrent refresh gets the same new pair back.
 
 pub mod accounts;
+pub mod biometric;
 pub mod devices;
 pub mod events;
 pub mod gate;
