@@ -13,6 +13,7 @@ use crate::{
     infra::{
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
+        pins::{self, Pin, PinError},
         rate_limit::RateLimiter,
         redis::Redis,
     },
@@ -35,6 +36,9 @@ pub enum StartError {
     /// The signing key could not be loaded or generated.
     #[error("signing key: {0}")]
     Keys(#[from] KeyError),
+    /// Pin files are missing, malformed or incomplete.
+    #[error("pins: {0}")]
+    Pins(#[from] PinError),
     /// Redis is configured but unreachable.
     #[error("redis: {0}")]
     Redis(redis::RedisError),
@@ -70,6 +74,8 @@ pub struct App {
     pub gate: DeviceGate,
     /// Rate limits (shared through Redis when configured).
     pub limits: RateLimiter,
+    /// Published certificate pins.
+    pub pins: Vec<Pin>,
 }
 
 impl App {
@@ -94,7 +100,8 @@ impl App {
         let gate =
             DeviceGate::new(db.clone(), std::time::Duration::from_secs(settings.auth.revocation_cache_seconds.max(1)));
         let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
-        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits }))
+        let pins = pins::pins(&settings.pins)?;
+        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits, pins }))
     }
 
     /// The URL of a media object by storage key.

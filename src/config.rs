@@ -79,6 +79,8 @@ pub struct Settings {
     pub rate_limits: crate::infra::rate_limit::RateLimitSettings,
     /// Use the first `X-Forwarded-For` address as the client IP (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Certificate / public-key files whose SPKI pins are published (current and backup).
+    pub pins: Vec<crate::infra::pins::PinSource>,
 }
 
 impl Default for Settings {
@@ -103,6 +105,7 @@ impl Default for Settings {
             compression: CompressionSettings::default(),
             rate_limits: crate::infra::rate_limit::RateLimitSettings::default(),
             trust_forwarded_for: false,
+            pins: Vec::new(),
         }
     }
 }

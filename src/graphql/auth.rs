@@ -20,7 +20,7 @@ use crate::{
             sessions::{self, Refusal},
         },
     },
-    infra::rate_limit::Limit,
+    infra::{pins::PinRole, rate_limit::Limit},
 };
 
 /// The platform a device runs.
@@ -248,12 +248,47 @@ pub struct BiometricLoginInput {
     pub signature: String,
 }
 
+/// A certificate pin: `base64(SHA-256(SubjectPublicKeyInfo))`.
+#[derive(SimpleObject)]
+pub struct CertificatePin {
+    /// The pin.
+    pub sha256: String,
+    /// `current` or `backup`.
+    pub role: String,
+    /// Certificate validity start (certificates only).
+    pub not_before: Option<DateTime<Utc>>,
+    /// Certificate validity end (certificates only).
+    pub not_after: Option<DateTime<Utc>>,
+    /// Planned rotation.
+    pub rotate_after: Option<DateTime<Utc>>,
+}
+
 /// Account and session queries.
 #[derive(Default)]
 pub struct AuthQuery;
 
 #[Object]
 impl AuthQuery {
+    /// Certificate pins (current and backup keys) for apps that pin; also at
+    /// `/.well-known/pins.json`.
+    #[graphql(cache_control(max_age = 3600))]
+    async fn pins(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CertificatePin>> {
+        Ok(app(ctx)?
+            .pins
+            .iter()
+            .map(|p| CertificatePin {
+                sha256: p.sha256.clone(),
+                role: match p.role {
+                    PinRole::Current => "current".to_owned(),
+                    PinRole::Backup => "backup".to_owned(),
+                },
+                not_before: p.not_before,
+                not_after: p.not_after,
+                rotate_after: p.rotate_after,
+            })
+            .collect())
+    }
+
     /// The viewer's devices, most recently seen first.
     #[graphql(cache_control(private))]
     async fn devices(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Device>> {

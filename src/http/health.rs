@@ -52,3 +52,11 @@ pub async fn schema_sdl(State(state): State<HttpState>) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
+
+/// Certificate pins for clients that pin (current and backup keys, with dates).
+pub async fn pins(State(state): State<HttpState>) -> Response {
+    let body = json!({ "pins": state.app.pins, "algorithm": "sha256-spki-base64" });
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}

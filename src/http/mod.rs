@@ -56,7 +56,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/.well-known/jwks.json", get(health::jwks));
+        .route("/.well-known/jwks.json", get(health::jwks))
+        .route("/.well-known/pins.json", get(health::pins));
     if state.app.settings.playground.enabled {
         router = router
             .route("/playground", get(playground::page))

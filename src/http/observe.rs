@@ -93,6 +93,7 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/schema.graphql" => "/schema.graphql",
         "/.well-known/jwks.json" => "/.well-known/jwks.json",
+        "/.well-known/pins.json" => "/.well-known/pins.json",
         p if p.starts_with("/playground") => "/playground",
         _ => "unmatched",
     }

@@ -3,5 +3,6 @@
 pub mod keys;
 pub mod labels;
 pub mod metrics;
+pub mod pins;
 pub mod rate_limit;
 pub mod redis;

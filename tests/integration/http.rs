@@ -228,3 +228,39 @@ async fn cors_is_configurable() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn certificate_pins_are_published_from_the_configured_files() {
+    use mobile_bff::infra::pins::{PinRole, PinSource};
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pins");
+    let server = TestServer::start_with(0, move |s| {
+        s.pins = vec![
+            PinSource { file: fixtures.join("current.crt"), role: PinRole::Current, rotate_after: None },
+            PinSource {
+                file: fixtures.join("backup.pub.pem"),
+                role: PinRole::Backup,
+                rotate_after: "2027-06-01T00:00:00Z".parse().ok(),
+            },
+        ];
+    })
+    .await;
+    let body: Value = server
+        .client
+        .get(format!("{}/.well-known/pins.json", server.base))
+        .send()
+        .await
+        .expect("pins")
+        .json()
+        .await
+        .expect("JSON");
+    // Expected values computed by openssl (tests/fixtures/pins/README.md).
+    assert_eq!(body["pins"][0]["sha256"], "8UtriOU3vOrmE8ox9a7PXre/uQqZOBUDYm/aG2RDOj0=");
+    assert_eq!(body["pins"][0]["role"], "current");
+    assert!(body["pins"][0]["notAfter"].as_str().is_some_and(|t| t.starts_with("2027-11-25T10:47:14")));
+    assert_eq!(body["pins"][1]["sha256"], "0OulgNJb4LVQI4q/bhAGtZmHL+IandAE+brJyAxAvVM=");
+    assert_eq!(body["pins"][1]["role"], "backup");
+    let data = server.data("{ pins { sha256 role rotateAfter } }", json!({}), None).await;
+    assert_eq!(data["pins"][1]["sha256"], body["pins"][1]["sha256"]);
+    assert!(data["pins"][1]["rotateAfter"].as_str().is_some_and(|t| t.starts_with("2027-06-01")));
+    server.stop().await;
+}
