@@ -116,6 +116,9 @@ impl Default for Settings {
 pub struct AuthSettings {
     /// Ed25519 signing key in PKCS#8 PEM. Empty: generated into `data_dir` on first start.
     pub signing_key_pem: Secret,
+    /// Retired signing keys (PKCS#8 private or SPKI public PEM) still accepted for verification
+    /// and published in the JWKS until the tokens they signed have expired.
+    pub previous_keys_pem: Vec<Secret>,
     /// `iss` claim written and required.
     pub issuer: String,
     /// `aud` claim written and required.
@@ -146,6 +149,7 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             signing_key_pem: Secret::default(),
+            previous_keys_pem: Vec::new(),
             issuer: "mobile-bff".to_owned(),
             audience: "mobile-bff".to_owned(),
             access_token_ttl_seconds: 15 * 60,

@@ -41,7 +41,7 @@ fn verify(headers: &HeaderMap, keys: &SigningKeys) -> Result<Viewer, Box<Respons
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty() && token.len() <= 4096);
+        .filter(|token| !token.is_empty());
     let Some(token) = token else {
         return Err(Box::new(unauthorized("Authorization must be `Bearer <access token>`")));
     };

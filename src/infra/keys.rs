@@ -94,7 +94,9 @@ pub struct SigningKeys {
     /// Key deriving each refresh token of a family from the previous one.
     refresh_key: [u8; 32],
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// Verification keys by `kid`: the current key and retired ones kept until their tokens
+    /// expire.
+    decoding: std::collections::HashMap<String, DecodingKey>,
     jwks: JwkSet,
     validation: Validation,
     issuer: String,
@@ -119,30 +121,28 @@ impl SigningKeys {
         Self::from_pem(&pem, settings)
     }
 
-    /// Builds the key set from a PKCS#8 PEM Ed25519 private key.
+    /// Builds the key set from a PKCS#8 PEM Ed25519 private key (plus the retired keys in
+    /// `settings.previous_keys_pem`, which only verify).
     pub fn from_pem(pem: &str, settings: &AuthSettings) -> Result<Self, KeyError> {
         let signing = SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyError::InvalidKey)?;
         let der = signing.to_pkcs8_der().map_err(|_| KeyError::InvalidKey)?;
         let encoding = EncodingKey::from_ed_der(der.as_bytes());
-        let public = signing.verifying_key().to_bytes();
-        let decoding = DecodingKey::from_ed_der(&public);
-        let mut jwk = Jwk {
-            common: CommonParameters::default(),
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: b64url(&public),
-            }),
-        };
-        let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        let (kid, jwk, current) = verification_entry(&signing.verifying_key().to_bytes())?;
+        let mut decoding = std::collections::HashMap::from([(kid.clone(), current)]);
+        let mut jwks = vec![jwk];
+        for previous in &settings.previous_keys_pem {
+            let public = previous_public_key(previous.expose())?;
+            let (old_kid, old_jwk, old_key) = verification_entry(&public)?;
+            if decoding.insert(old_kid, old_key).is_none() {
+                jwks.push(old_jwk);
+            }
+        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[settings.issuer.as_str()]);
         validation.set_audience(&[settings.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.leeway = settings.leeway_seconds;
+        validation.validate_nbf = true;
         let verified = moka::sync::Cache::builder()
             .max_capacity(50_000)
             .time_to_live(std::time::Duration::from_secs(settings.access_token_ttl_seconds + settings.leeway_seconds))
@@ -161,7 +161,7 @@ impl SigningKeys {
             refresh_key,
             encoding,
             decoding,
-            jwks: JwkSet { keys: vec![jwk] },
+            jwks: JwkSet { keys: jwks },
             validation,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
@@ -252,17 +252,49 @@ impl SigningKeys {
     }
 
     fn verify_signature(&self, token: &str) -> Result<Verified, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(TokenError::Invalid("unknown kid".into()));
+        if token.len() > 4096 {
+            return Err(TokenError::Invalid("oversized".into()));
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid("unexpected algorithm".into()));
+        }
+        let Some(key) = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)) else {
+            return Err(TokenError::Invalid("unknown kid".into()));
+        };
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let user_id = data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid("bad sub".into()))?;
         let verified = Verified { user_id, device_id: data.claims.did };
         self.verified.insert(token.to_owned(), (verified, data.claims.exp));
         Ok(verified)
     }
+}
+
+/// The `kid`, JWK and verification key of an Ed25519 public key.
+fn verification_entry(public: &[u8; 32]) -> Result<(String, Jwk, DecodingKey), KeyError> {
+    let mut jwk = Jwk {
+        common: CommonParameters::default(),
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: b64url(public),
+        }),
+    };
+    let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+    Ok((kid, jwk, DecodingKey::from_ed_der(public)))
+}
+
+/// The public half of a retired key: a PKCS#8 private key or an SPKI public key, in PEM.
+fn previous_public_key(pem: &str) -> Result<[u8; 32], KeyError> {
+    use ed25519_dalek::{VerifyingKey, pkcs8::DecodePublicKey};
+    if let Ok(signing) = SigningKey::from_pkcs8_pem(pem) {
+        return Ok(signing.verifying_key().to_bytes());
+    }
+    VerifyingKey::from_public_key_pem(pem).map(|k| k.to_bytes()).map_err(|_| KeyError::InvalidKey)
 }
 
 fn load_or_generate(path: &Path) -> Result<String, KeyError> {
@@ -344,6 +376,29 @@ mod tests {
         let expired = jsonwebtoken::encode(&header, &claims, &strict.encoding).expect("encode");
         assert!(strict.verify(&expired).is_err());
         assert!(strict.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn rotated_keys_keep_old_tokens_valid_and_publish_both() {
+        let old_dir = tempfile::tempdir().expect("tempdir");
+        let new_dir = tempfile::tempdir().expect("tempdir");
+        let old = keys(old_dir.path());
+        let old_token = old.mint(5, None).expect("mint");
+        let old_pem = std::fs::read_to_string(old_dir.path().join(GENERATED_KEY_FILE)).expect("pem");
+        keys(new_dir.path());
+        let new_pem = std::fs::read_to_string(new_dir.path().join(GENERATED_KEY_FILE)).expect("pem");
+        let settings =
+            AuthSettings { previous_keys_pem: vec![crate::config::Secret::new(old_pem)], ..Default::default() };
+        let rotated = SigningKeys::from_pem(&new_pem, &settings).expect("rotated");
+        assert_ne!(rotated.kid(), old.kid());
+        assert_eq!(rotated.verify(&old_token).expect("old token still valid"), 5);
+        let new_token = rotated.mint(6, None).expect("mint");
+        assert_eq!(rotated.verify(&new_token).expect("new token"), 6);
+        let kids: Vec<_> = rotated.jwks().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+        assert_eq!(kids, vec![rotated.kid().to_owned(), old.kid().to_owned()]);
+        // Once the retired key is dropped, its tokens are refused.
+        let dropped = SigningKeys::from_pem(&new_pem, &AuthSettings::default()).expect("keys");
+        assert!(dropped.verify(&old_token).is_err());
     }
 
     #[test]

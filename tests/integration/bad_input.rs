@@ -196,3 +196,88 @@ async fn a_bad_operation_in_a_batch_does_not_spoil_the_others() {
     assert_eq!(body[2]["data"]["viewer"]["handle"], "alice");
     server.stop().await;
 }
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn token_attacks_are_refused_without_detail() {
+    let server = TestServer::start(3).await;
+    let keys = &server.app().keys;
+    let kid = keys.kid().to_owned();
+    let pem = std::fs::read_to_string(server.app().settings.data_dir.join(GENERATED_KEY_FILE)).expect("key file");
+    let now = chrono::Utc::now().timestamp();
+    let claims = |overrides: Value| {
+        let mut c =
+            json!({ "sub": "1", "iss": "mobile-bff", "aud": "mobile-bff", "iat": now, "exp": now + 600, "jti": "x" });
+        if let (Some(c), Some(o)) = (c.as_object_mut(), overrides.as_object()) {
+            c.extend(o.clone());
+        }
+        c
+    };
+    let signed = |c: Value| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, &c, &EncodingKey::from_ed_pem(pem.as_bytes()).expect("key")).expect("sign")
+    };
+    let valid = signed(claims(json!({})));
+    let parts: Vec<&str> = valid.split('.').collect();
+    // alg none: header says none, no signature.
+    let none = format!("{}.{}.", b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#).as_bytes()), parts[1]);
+    // HS256 "signed" with the public key as the HMAC secret (algorithm confusion).
+    let public_x = server.app().keys.jwks().keys[0].clone();
+    let x = match &public_x.algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p) => p.x.clone(),
+        _ => panic!("OKP key expected"),
+    };
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = Some(kid.clone());
+    let confused =
+        jsonwebtoken::encode(&hs_header, &claims(json!({})), &EncodingKey::from_secret(x.as_bytes())).expect("hs");
+    // Payload changed after signing (another user), signature kept.
+    let tampered = format!("{}.{}.{}", parts[0], b64(claims(json!({ "sub": "2" })).to_string().as_bytes()), parts[2]);
+    let cases = [
+        ("alg none", none),
+        ("hs256 with public key", confused),
+        ("tampered payload", tampered),
+        ("not yet valid", signed(claims(json!({ "nbf": now + 3600 })))),
+        ("wrong audience", signed(claims(json!({ "aud": "someone-else" })))),
+        ("wrong issuer", signed(claims(json!({ "iss": "evil" })))),
+        ("oversized", format!("{}.{}.{}", parts[0], "A".repeat(5000), parts[2])),
+        ("malformed base64", format!("{}.%%%.{}", parts[0], parts[2])),
+        ("wrong kid", {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some("not-our-key".into());
+            jsonwebtoken::encode(&header, &claims(json!({})), &EncodingKey::from_ed_pem(pem.as_bytes()).expect("key"))
+                .expect("sign")
+        }),
+    ];
+    let mut messages = std::collections::HashSet::new();
+    for (label, token) in cases {
+        let response = server
+            .client
+            .post(format!("{}/graphql", server.base))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&json!({ "query": "{ viewer { handle } }" }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 401, "{label}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{label}");
+        messages.insert(body["errors"][0]["message"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(messages.len(), 1, "one generic message for every failure: {messages:?}");
+    let ok = server
+        .client
+        .post(format!("{}/graphql", server.base))
+        .bearer_auth(&valid)
+        .json(&json!({ "query": "{ viewer { handle } }" }))
+        .send()
+        .await
+        .expect("ok");
+    assert_eq!(ok.status(), 200, "the untampered token works");
+    server.stop().await;
+}
