@@ -81,6 +81,18 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Certificate / public-key files whose SPKI pins are published (current and backup).
     pub pins: Vec<crate::infra::pins::PinSource>,
+    /// Registered OAuth2 public clients (mobile apps) for the authorization-code + PKCE flow.
+    pub oauth_clients: Vec<OAuthClient>,
+}
+
+/// A registered OAuth2 public client.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    /// The `client_id`.
+    pub client_id: String,
+    /// Exact redirect URIs allowed: custom schemes (`com.example.app:/oauth`) or https app links.
+    pub redirect_uris: Vec<String>,
 }
 
 impl Default for Settings {
@@ -106,6 +118,7 @@ impl Default for Settings {
             rate_limits: crate::infra::rate_limit::RateLimitSettings::default(),
             trust_forwarded_for: false,
             pins: Vec::new(),
+            oauth_clients: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod m20261125_000002_idempotency;
 mod m20261125_000003_persisted_documents;
 mod m20261125_000004_auth;
 mod m20261125_000005_biometrics;
+mod m20261125_000006_oauth;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_persisted_documents::Migration),
             Box::new(m20261125_000004_auth::Migration),
             Box::new(m20261125_000005_biometrics::Migration),
+            Box::new(m20261125_000006_oauth::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod caching;
 pub mod errors;
 pub mod graphql;
 pub mod health;
+pub mod oauth;
 pub mod observe;
 pub mod playground;
 pub mod wire;
@@ -57,7 +58,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/.well-known/jwks.json", get(health::jwks))
-        .route("/.well-known/pins.json", get(health::pins));
+        .route("/.well-known/pins.json", get(health::pins))
+        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit))
+        .route("/oauth/token", post(oauth::token));
     if state.app.settings.playground.enabled {
         router = router
             .route("/playground", get(playground::page))

@@ -95,6 +95,8 @@ fn route_label(path: &str) -> &'static str {
         "/.well-known/jwks.json" => "/.well-known/jwks.json",
         "/.well-known/pins.json" => "/.well-known/pins.json",
         p if p.starts_with("/playground") => "/playground",
+        "/oauth/authorize" => "/oauth/authorize",
+        "/oauth/token" => "/oauth/token",
         _ => "unmatched",
     }
 }

@@ -11,6 +11,7 @@ pub mod device_key;
 pub mod document_usage;
 pub mod follow;
 pub mod idempotency_key;
+pub mod oauth_code;
 pub mod persisted_document;
 pub mod post;
 pub mod post_media;

@@ -12,6 +12,7 @@ pub mod biometric;
 pub mod devices;
 pub mod events;
 pub mod gate;
+pub mod oauth;
 pub mod password;
 pub mod sessions;
 
