@@ -56,12 +56,12 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
 }
 
 /// Validates an authorization request; `Err` is the response to send.
-fn validate(state: &HttpState, params: &Params) -> Result<AuthorizationRequest, Response> {
+fn validate(state: &HttpState, params: &Params) -> Result<AuthorizationRequest, Box<Response>> {
     let get = |k: &str| params.get(k).map(String::as_str);
     let client_id = get("client_id").unwrap_or_default();
     let redirect_uri = get("redirect_uri").unwrap_or_default();
     oauth::check_client(&state.app.settings.oauth_clients, client_id, redirect_uri)
-        .map_err(|e| oauth_json(StatusCode::BAD_REQUEST, &e))?;
+        .map_err(|e| Box::new(oauth_json(StatusCode::BAD_REQUEST, &e)))?;
     let state_param = get("state").map(str::to_owned);
     let code_challenge =
         oauth::check_request(get("response_type"), get("code_challenge"), get("code_challenge_method")).map_err(
@@ -117,7 +117,7 @@ fn login_page(request: &AuthorizationRequest, message: Option<&str>) -> Response
 pub async fn authorize_page(State(state): State<HttpState>, Query(params): Query<Params>) -> Response {
     match validate(&state, &params) {
         Ok(request) => login_page(&request, None),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -125,7 +125,7 @@ pub async fn authorize_page(State(state): State<HttpState>, Query(params): Query
 pub async fn authorize_submit(State(state): State<HttpState>, Form(params): Form<Params>) -> Response {
     let request = match validate(&state, &params) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let email = params.get("email").cloned().unwrap_or_default();
     let password = params.get("password").cloned().unwrap_or_default();
