@@ -7,7 +7,7 @@ use crate::{
     config::Settings,
     db::Db,
     domain::{
-        auth::gate::DeviceGate,
+        auth::{gate::DeviceGate, sessions::RecentPairs},
         documents::{DocumentError, DocumentStore},
     },
     infra::{
@@ -76,6 +76,8 @@ pub struct App {
     pub limits: RateLimiter,
     /// Published certificate pins.
     pub pins: Vec<Pin>,
+    /// Token pairs of recent refreshes (grace window for concurrent refreshes).
+    pub recent_pairs: RecentPairs,
 }
 
 impl App {
@@ -101,7 +103,8 @@ impl App {
             DeviceGate::new(db.clone(), std::time::Duration::from_secs(settings.auth.revocation_cache_seconds.max(1)));
         let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
         let pins = pins::pins(&settings.pins)?;
-        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits, pins }))
+        let recent_pairs = RecentPairs::new(settings.auth.refresh_grace_seconds);
+        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits, pins, recent_pairs }))
     }
 
     /// The URL of a media object by storage key.

@@ -106,6 +106,8 @@ pub struct Device {
     pub os_version: String,
     /// App version last seen.
     pub app_version: String,
+    /// A name to show in a "your devices" list (`iPhone15,2 · iOS 18.1`).
+    pub name: String,
     /// Whether this is the device making the request.
     pub is_current: bool,
     /// Whether the device is signed out.
@@ -116,11 +118,22 @@ pub struct Device {
     pub last_seen_at: DateTime<Utc>,
 }
 
+fn device_name(row: &entities::device::Model) -> String {
+    let os = match row.platform.as_str() {
+        "ios" => "iOS",
+        "android" => "Android",
+        _ => "Web",
+    };
+    let model = if row.model.is_empty() { "Unknown device" } else { row.model.as_str() };
+    if row.os_version.is_empty() { format!("{model} · {os}") } else { format!("{model} · {os} {}", row.os_version) }
+}
+
 impl Device {
     fn from_row(row: entities::device::Model, current: Option<i64>) -> Self {
         Self {
             id: ids::encode(NodeType::Device, row.id),
             platform: DevicePlatform::parse(&row.platform),
+            name: device_name(&row),
             is_current: current == Some(row.id),
             revoked: row.revoked_at.is_some(),
             model: row.model,
@@ -269,6 +282,16 @@ pub struct AuthQuery;
 
 #[Object]
 impl AuthQuery {
+    /// The signed-in user (same as `viewer`); null without a token.
+    #[graphql(cache_control(private))]
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(user_id) = viewer(ctx).user_id else {
+            return Ok(None);
+        };
+        let user = loaders(ctx)?.users.load_one(user_id).await.map_err(loader_error)?;
+        Ok(user.map(User::from))
+    }
+
     /// Certificate pins (current and backup keys) for apps that pin; also at
     /// `/.well-known/pins.json`.
     #[graphql(cache_control(max_age = 3600))]
@@ -374,7 +397,10 @@ impl AuthMutation {
     async fn refresh_tokens(&self, ctx: &Context<'_>, input: RefreshInput) -> async_graphql::Result<AuthPayload> {
         let app = app(ctx)?;
         let device = input.client_device_id.as_deref();
-        match sessions::refresh(&app.db, &app.keys, &app.settings.auth, &input.refresh_token, device).await.api()? {
+        match sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, &input.refresh_token, device)
+            .await
+            .api()?
+        {
             Ok(pair) => Ok(pair.into()),
             Err(refusal) => {
                 if refusal == Refusal::Reused {

@@ -198,9 +198,11 @@ pub async fn token(State(state): State<HttpState>, Form(params): Form<Params>) -
             )
             .await
         }
-        "refresh_token" => sessions::refresh(&app.db, &app.keys, &app.settings.auth, get("refresh_token"), None)
-            .await
-            .map(|r| r.map_err(|_| invalid_grant.clone())),
+        "refresh_token" => {
+            sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, get("refresh_token"), None)
+                .await
+                .map(|r| r.map_err(|_| invalid_grant.clone()))
+        }
         _ => {
             return oauth_json(
                 StatusCode::BAD_REQUEST,

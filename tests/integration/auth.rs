@@ -53,7 +53,12 @@ async fn register_login_and_device_list() {
 
     let tablet = login(&server, "dana@example.com", "correct horse battery", TABLET).await;
     assert!(tablet.get("errors").is_none(), "{tablet}");
-    let devices = server.data("{ devices { id model isCurrent revoked } }", json!({}), Some(access)).await;
+    let devices =
+        server.data("{ me { handle } devices { id name model isCurrent revoked } }", json!({}), Some(access)).await;
+    assert_eq!(devices["me"]["handle"], "dana");
+    let names: Vec<&str> =
+        devices["devices"].as_array().expect("devices").iter().filter_map(|d| d["name"].as_str()).collect();
+    assert!(names.contains(&"iPhone15,2 · iOS 18.1"), "{names:?}");
     let list = devices["devices"].as_array().expect("devices");
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|d| d["isCurrent"] == true).count(), 1);
@@ -103,6 +108,10 @@ async fn concurrent_refreshes_within_the_grace_window_get_the_same_pair() {
     let (a, b) = tokio::join!(refresh(&server, &old, Some(PHONE)), refresh(&server, &old, Some(PHONE)));
     assert!(a.get("errors").is_none() && b.get("errors").is_none(), "{a} {b}");
     assert_eq!(a["data"]["refreshTokens"]["refreshToken"], b["data"]["refreshTokens"]["refreshToken"]);
+    assert_eq!(
+        a["data"]["refreshTokens"]["accessToken"], b["data"]["refreshTokens"]["accessToken"],
+        "the very same pair"
+    );
     // The shared successor keeps working.
     let next = a["data"]["refreshTokens"]["refreshToken"].as_str().expect("next");
     assert!(refresh(&server, next, Some(PHONE)).await.get("errors").is_none());

@@ -96,31 +96,69 @@ async fn queries_are_limited_per_device() {
     server.stop().await;
 }
 
-/// Needs Redis: `.ci/run` runs it with `BFF_TEST_REDIS_URL`.
-#[tokio::test]
-#[ignore = "needs Redis: run with BFF_TEST_REDIS_URL=redis://127.0.0.1:6379 -- --ignored"]
-async fn two_replicas_share_one_budget_through_redis() {
-    let url = std::env::var("BFF_TEST_REDIS_URL").expect("BFF_TEST_REDIS_URL must be set for this test");
-    let ip = format!("192.0.2.{}", rand_octet());
-    let settings = |url: String| {
-        move |s: &mut mobile_bff::config::Settings| {
-            s.rate_limits = limits(4, 100);
-            s.trust_forwarded_for = true;
-            s.redis_url = Some(mobile_bff::config::Secret::new(url));
-        }
-    };
-    let a = TestServer::start_with(0, settings(url.clone())).await;
-    let b = TestServer::start_with(0, settings(url)).await;
-    let mut statuses = Vec::new();
-    for i in 0..6 {
-        let server = if i % 2 == 0 { &a } else { &b };
-        statuses.push(try_login(server, "shared@example.com", &ip).await.0);
-    }
-    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429], "4 in total across both replicas");
-    a.stop().await;
-    b.stop().await;
+/// A `mobile-bff serve` child process, killed on drop.
+struct Replica {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
 }
 
-fn rand_octet() -> u8 {
-    (uuid::Uuid::new_v4().as_bytes()[0] % 250) + 1
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn replica(redis_url: &str) -> Replica {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
+        .arg("serve")
+        .env_remove("BFF_TEST_DATABASE_URL")
+        .env("BFF_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BFF_DATA_DIR", dir.path())
+        .env("BFF_DATABASE_URL", format!("sqlite://{}/r.db?mode=rwc", dir.path().display()))
+        .env("BFF_REDIS_URL", redis_url)
+        .env("BFF_TRUST_FORWARDED_FOR", "true")
+        .env("BFF_RATE_LIMITS__LOGIN_IP__PER_MINUTE", "6")
+        .env("BFF_RATE_LIMITS__LOGIN_IP__BURST", "4")
+        .env("BFF_LOG", "warn")
+        .spawn()
+        .expect("spawn mobile-bff");
+    let replica = Replica { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{}/readyz", replica.base)).send().await.is_ok_and(|r| r.status() == 200) {
+            return replica;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("replica did not become ready");
+}
+
+/// Needs Redis: `.ci/run` runs it with `BFF_TEST_REDIS_URL`. Two server processes, one budget.
+#[tokio::test]
+#[ignore = "needs Redis: run with BFF_TEST_REDIS_URL=redis://127.0.0.1:6379 -- --ignored"]
+async fn two_replica_processes_share_one_budget_through_redis() {
+    let url = std::env::var("BFF_TEST_REDIS_URL").expect("BFF_TEST_REDIS_URL must be set for this test");
+    let ip = format!("192.0.2.{}", (uuid::Uuid::new_v4().as_bytes()[0] % 250) + 1);
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    let client = reqwest::Client::new();
+    let query = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+    let input = json!({ "email": "shared@example.com", "password": "not the password", "device": {
+        "clientDeviceId": "0f8e3a52-9a55-4c1e-9d8e-2f1a3c4b5d6e", "platform": "ANDROID" } });
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let response = client
+            .post(format!("{base}/graphql"))
+            .header("x-forwarded-for", &ip)
+            .json(&json!({ "query": query, "variables": { "input": input } }))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429], "4 in total across both processes");
 }

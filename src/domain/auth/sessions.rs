@@ -85,6 +85,25 @@ pub async fn start(
     })
 }
 
+/// Pairs issued by recent rotations, kept for the grace window so a concurrent refresh on this
+/// replica gets the very same pair (access token included); on another replica it gets the
+/// same refresh token (derived) and an equivalent fresh access token.
+pub struct RecentPairs(moka::sync::Cache<String, TokenPair>);
+
+impl RecentPairs {
+    /// Remembers pairs for `grace_seconds`.
+    pub fn new(grace_seconds: u64) -> Self {
+        let ttl = std::time::Duration::from_secs(grace_seconds.max(1));
+        Self(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build())
+    }
+}
+
+impl std::fmt::Debug for RecentPairs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecentPairs")
+    }
+}
+
 /// Why a refresh was refused (clients only see `UNAUTHENTICATED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -101,6 +120,7 @@ pub async fn refresh(
     db: &Db,
     keys: &SigningKeys,
     settings: &AuthSettings,
+    recent: &RecentPairs,
     raw: &str,
     client_device_id: Option<&str>,
 ) -> Result<Result<TokenPair, Refusal>, DomainError> {
@@ -135,6 +155,9 @@ pub async fn refresh(
             next.filter(|n| within_grace && n.revoked_at.is_none() && n.token_hash == token_hash(&successor))
         {
             tx.commit().await?;
+            if let Some(pair) = recent.0.get(&token_hash(raw)) {
+                return Ok(Ok(pair));
+            }
             let (access_token, access_expires_at) = access(keys, row.user_id, row.device_id)?;
             return Ok(Ok(TokenPair {
                 access_token,
@@ -183,12 +206,14 @@ pub async fn refresh(
     seen.update(&*tx).await?;
     tx.commit().await?;
     let (access_token, access_expires_at) = access(keys, user_id, device_id)?;
-    Ok(Ok(TokenPair {
+    let pair = TokenPair {
         access_token,
         access_expires_at,
         refresh_token: successor,
         refresh_expires_at: expires_at,
         user_id,
         device_id,
-    }))
+    };
+    recent.0.insert(token_hash(raw), pair.clone());
+    Ok(Ok(pair))
 }
