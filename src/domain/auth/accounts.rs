@@ -142,7 +142,15 @@ pub async fn login(
     let account = match account {
         Some(account) if matches => account,
         Some(account) => {
-            events::record(db.conn(), account.user_id, None, EventKind::LoginFailed, json!({})).await?;
+            // Recorded in the background: the answer must take as long as for an unknown email.
+            let db = db.clone();
+            tokio::spawn(async move {
+                if let Err(err) =
+                    events::record(db.conn(), account.user_id, None, EventKind::LoginFailed, json!({})).await
+                {
+                    tracing::warn!(error = %err, "could not record a failed login");
+                }
+            });
             return Err(DomainError::Unauthenticated);
         }
         None => return Err(DomainError::Unauthenticated),
