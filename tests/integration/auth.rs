@@ -62,11 +62,11 @@ async fn register_login_and_device_list() {
     let list = devices["devices"].as_array().expect("devices");
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|d| d["isCurrent"] == true).count(), 1);
-    let events =
     // The failed login is recorded in the background (so it costs the answer no time): poll.
     let mut kinds: Vec<String> = Vec::new();
     for _ in 0..50 {
-        let events = server.data("{ securityEvents(first: 10) { edges { node { kind } } } }", json!({}), Some(access)).await;
+        let events =
+            server.data("{ securityEvents(first: 10) { edges { node { kind } } } }", json!({}), Some(access)).await;
         kinds = events["securityEvents"]["edges"]
             .as_array()
             .expect("edges")
