@@ -3,22 +3,14 @@
 #
 #   bash tests/browser/run.sh [path/to/mobile-bff]     (default: target/debug/mobile-bff)
 #
-# Starts `mobile-bff serve --seed --users 50` on a free loopback port with a
-# throwaway data dir and dev login enabled, waits for /readyz, then runs
-# `npm test` here with BFF_URL set. The server is always stopped on exit.
+# Starts `mobile-bff serve --seed --users 50` with the playground's dev login enabled
+# (tests/support/serve.sh), then runs `npm test` here with BFF_URL set. Debian's Chromium is
+# installed with apt if missing (browsers that download themselves do not work here).
 set -euo pipefail
-
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../support/serve.sh"
+BIN="$(resolve_bff_binary "${1:-}")"
 
-BIN="${1:-target/debug/mobile-bff}"
-case "$BIN" in /*) ;; *) BIN="$root/$BIN" ;; esac
-if [[ ! -x "$BIN" ]]; then
-  echo "run.sh: no executable at $BIN (build it first: cargo build)" >&2
-  exit 1
-fi
-
-# Debian's Chromium (browsers that download themselves do not work here).
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 if [[ ! -x "$CHROMIUM" ]]; then
   if [[ "$CHROMIUM" == /usr/bin/chromium ]]; then
@@ -31,55 +23,11 @@ if [[ ! -x "$CHROMIUM" ]]; then
   fi
 fi
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/bff-browser.XXXXXX")"
-PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
-SERVER_PID=""
-
-cleanup() {
-  local rc=$?
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 && -f "$TMP/server.log" ]]; then
-    echo "--- last lines of the server log ($TMP/server.log) ---" >&2
-    tail -n 40 "$TMP/server.log" >&2 || true
-  fi
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-echo "run.sh: starting $BIN on 127.0.0.1:$PORT (data dir $TMP)"
-BFF_LISTEN="127.0.0.1:$PORT" \
-BFF_DATA_DIR="$TMP" \
-BFF_DATABASE_URL="sqlite://$TMP/bff.db?mode=rwc" \
-BFF_PLAYGROUND__DEV_LOGIN=true \
-  "$BIN" serve --seed --users 50 >"$TMP/server.log" 2>&1 &
-SERVER_PID=$!
-
-# Wait (bounded) for readiness; give up early if the server died.
-ready=""
-for _ in $(seq 1 120); do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "run.sh: server exited before becoming ready" >&2
-    exit 1
-  fi
-  if curl -fsS --max-time 2 "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then
-    ready=1
-    break
-  fi
-  sleep 0.5
-done
-if [[ -z "$ready" ]]; then
-  echo "run.sh: server not ready after 60 s" >&2
-  exit 1
-fi
-echo "run.sh: server ready"
+export BFF_PLAYGROUND__DEV_LOGIN=true
+start_bff "$BIN" browser serve --seed --users 50
 
 cd "$here"
 if [[ ! -d node_modules/playwright-core ]]; then
   npm ci --no-audit --no-fund
 fi
-BFF_URL="http://127.0.0.1:$PORT" npm test
+BFF_URL="$SERVER_URL" npm test
