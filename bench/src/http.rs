@@ -114,6 +114,22 @@ pub async fn send_once(addr: SocketAddr, spec: &RequestSpec) -> anyhow::Result<(
     connection.send(spec.to_request(&host_header(addr)?)?).await
 }
 
+/// Sends one request on a fresh connection; returns status, headers and raw (undecoded) body.
+pub async fn exchange_once(
+    addr: SocketAddr,
+    spec: &RequestSpec,
+) -> anyhow::Result<(StatusCode, hyper::HeaderMap, Bytes)> {
+    let mut connection = Connection::open(addr).await?;
+    let request = spec.to_request(&host_header(addr)?)?;
+    let exchange = async {
+        let response = connection.sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        anyhow::Ok((parts.status, parts.headers, body))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.context("request timed out")?
+}
+
 /// Sends one request that must answer 200 with a JSON body; returns the parsed body.
 pub async fn json_once(addr: SocketAddr, spec: &RequestSpec) -> anyhow::Result<(serde_json::Value, Bytes)> {
     let (status, body) = send_once(addr, spec).await?;

@@ -14,6 +14,7 @@ mod machine;
 mod report;
 mod scenarios;
 mod server;
+mod transport;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 

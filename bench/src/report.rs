@@ -236,7 +236,7 @@ impl Report {
 /// Replaces the lines between the marker lines `<!-- bench:begin <name> -->` and
 /// `<!-- bench:end <name> -->` (each alone on its line, exactly once; markers quoted inside
 /// prose are left alone).
-fn replace_block(text: &str, name: &str, content: &str) -> anyhow::Result<String> {
+pub(crate) fn replace_block(text: &str, name: &str, content: &str) -> anyhow::Result<String> {
     let begin = format!("<!-- bench:begin {name} -->");
     let end = format!("<!-- bench:end {name} -->");
     let lines: Vec<&str> = text.lines().collect();

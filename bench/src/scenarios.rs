@@ -92,6 +92,13 @@ async fn measure(
     if args.quick {
         return Ok((statements, None));
     }
+    let transport = crate::transport::measure(&product, &dataset.token).await?;
+    println!("{}", transport.markdown());
+    if let Some(path) = &args.write_docs {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let updated = crate::report::replace_block(&text, "transport", &transport.markdown())?;
+        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut baseline = Server::baseline(bins, dataset, pinning).await?;
     let config = LoadConfig {
         concurrency: usize::try_from(args.concurrency)?,
