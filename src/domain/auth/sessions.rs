@@ -10,7 +10,10 @@
 //!   `refresh_token_reuse` security event recorded.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::Expr,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -128,9 +131,13 @@ pub async fn refresh(
         return Ok(Err(Refusal::Invalid));
     }
     let tx = db.begin_write().await?;
-    let Some(row) =
-        refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(token_hash(raw))).one(&*tx).await?
-    else {
+    let mut query = refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(token_hash(raw)));
+    if tx.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Concurrent refreshes of one token queue here (SQLite already has one writer at a time),
+        // so the second sees the first's rotation and takes the grace path.
+        query = query.lock_exclusive();
+    }
+    let Some(row) = query.one(&*tx).await? else {
         return Ok(Err(Refusal::Invalid));
     };
     let Some(device) = device::Entity::find_by_id(row.device_id).one(&*tx).await? else {
