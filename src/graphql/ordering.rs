@@ -10,18 +10,27 @@ use std::collections::HashMap;
 
 use async_graphql::{
     Name, Positioned, Value,
-    parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, FragmentDefinition, OperationDefinition, Selection, SelectionSet},
 };
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
 
-/// Reorders `data` to follow the selected operation of `document`.
-pub fn order_response(data: &mut Value, document: &ExecutableDocument, operation_name: Option<&str>) {
-    let operation = match operation_name {
+/// The operation a request runs: the one named `name`, or the first (the only one, in a valid
+/// request without a name).
+pub fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    let found = match name {
         Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
         None => document.operations.iter().next(),
     };
-    if let Some((_, operation)) = operation {
+    found.map(|(_, operation)| operation)
+}
+
+/// Reorders `data` to follow the selected operation of `document`.
+pub fn order_response(data: &mut Value, document: &ExecutableDocument, operation_name: Option<&str>) {
+    if let Some(operation) = selected_operation(document, operation_name) {
         reorder(data, &[&operation.node.selection_set.node], &document.fragments);
     }
 }

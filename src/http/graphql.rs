@@ -36,7 +36,7 @@ use crate::{
         error::{ErrorCode, rate_limited},
         error_codes::{OperationName, check_field_count, with_code},
         loaders::Loaders,
-        ordering::order_response,
+        ordering::{order_response, selected_operation},
     },
     infra::rate_limit::Limit,
     request::{ClientInfo, Viewer},
@@ -311,11 +311,7 @@ impl Executed {
 
 /// The selected operation's type, if the document names one.
 fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    let selected = match name {
-        Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
-        None => document.operations.iter().next(),
-    };
-    selected.map(|(_, operation)| operation.node.ty)
+    selected_operation(document, name).map(|operation| operation.node.ty)
 }
 
 /// Which budget an operation spends, and whose: sign-in operations per IP, refreshes per
@@ -344,11 +340,7 @@ fn limit_for(
 
 /// Names of the root fields of the selected operation.
 fn root_fields(document: &ExecutableDocument, name: Option<&str>) -> Vec<String> {
-    let selected = match name {
-        Some(name) => document.operations.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name)),
-        None => document.operations.iter().next(),
-    };
-    let Some((_, operation)) = selected else {
+    let Some(operation) = selected_operation(document, name) else {
         return Vec::new();
     };
     operation
