@@ -9,8 +9,10 @@ use crate::{
     domain::{
         auth::{gate::DeviceGate, sessions::RecentPairs},
         documents::{DocumentError, DocumentStore},
+        realtime::presence::Presence,
     },
     infra::{
+        event_bus::EventBus,
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
         pins::{self, Pin, PinError},
@@ -78,6 +80,10 @@ pub struct App {
     pub pins: Vec<Pin>,
     /// Token pairs of recent refreshes (grace window for concurrent refreshes).
     pub recent_pairs: RecentPairs,
+    /// Wakes real-time subscribers when their event log grows.
+    pub bus: Arc<EventBus>,
+    /// Presence of users connected to this replica.
+    pub presence: Arc<Presence>,
 }
 
 impl App {
@@ -104,7 +110,22 @@ impl App {
         let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
         let pins = pins::pins(&settings.pins)?;
         let recent_pairs = RecentPairs::new(settings.auth.refresh_grace_seconds);
-        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits, pins, recent_pairs }))
+        let bus = Arc::new(EventBus::new());
+        let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
+        Ok(Arc::new(Self {
+            settings,
+            db,
+            redis,
+            keys,
+            metrics,
+            documents,
+            gate,
+            limits,
+            pins,
+            recent_pairs,
+            bus,
+            presence,
+        }))
     }
 
     /// The URL of a media object by storage key.

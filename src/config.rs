@@ -83,6 +83,8 @@ pub struct Settings {
     pub pins: Vec<crate::infra::pins::PinSource>,
     /// Registered OAuth2 public clients (mobile apps) for the authorization-code + PKCE flow.
     pub oauth_clients: Vec<OAuthClient>,
+    /// Real-time: event log, subscriptions, sockets, presence.
+    pub realtime: crate::domain::realtime::settings::RealtimeSettings,
 }
 
 /// A registered OAuth2 public client.
@@ -119,6 +121,7 @@ impl Default for Settings {
             trust_forwarded_for: false,
             pins: Vec::new(),
             oauth_clients: Vec::new(),
+            realtime: Default::default(),
         }
     }
 }
@@ -386,6 +389,7 @@ impl Settings {
         if self.dataloader.max_batch_size == 0 {
             return Err(ConfigError::OutOfRange("dataloader.max_batch_size must be positive".into()));
         }
+        self.realtime.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

@@ -83,8 +83,13 @@ pub async fn drive<F: Future>(operation: F, mut queue: BatchQueue) -> F::Output 
                 break;
             }
         }
-        while let Poll::Ready(Some(batch)) = queue.rx.poll_recv(cx) {
-            running.push(batch);
+        // A new level starts only when the previous one has answered completely: otherwise a
+        // batch finishing early lets its children queue keys that siblings of theirs (waiting
+        // on a slower batch of the same level) would have added, splitting one batch in two.
+        if running.is_empty() {
+            while let Poll::Ready(Some(batch)) = queue.rx.poll_recv(cx) {
+                running.push(batch);
+            }
         }
         // A batch that finishes sends its results, which wakes this task, so the operation
         // is polled again with every key of the level answered.

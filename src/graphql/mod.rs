@@ -9,6 +9,7 @@ pub mod error;
 pub mod error_codes;
 pub mod ids;
 pub mod loaders;
+pub mod messaging;
 pub mod mutation;
 pub mod ordering;
 pub mod pagination;
@@ -23,11 +24,11 @@ use crate::{app::App, config::LimitSettings};
 
 /// Every query field, merged from the concerns.
 #[derive(MergedObject, Default)]
-pub struct Query(query::SocialQuery, auth::AuthQuery);
+pub struct Query(query::SocialQuery, auth::AuthQuery, messaging::MessagingQuery);
 
 /// Every mutation, merged from the concerns.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::SocialMutation, auth::AuthMutation);
+pub struct Mutation(mutation::SocialMutation, auth::AuthMutation, messaging::MessagingMutation);
 
 /// The executable schema.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -36,6 +36,7 @@ use crate::{
         error::{ErrorCode, rate_limited},
         error_codes::{OperationName, check_field_count, with_code},
         loaders::Loaders,
+        messaging::loaders::MessagingLoaders,
         ordering::{order_response, selected_operation},
     },
     infra::rate_limit::Limit,
@@ -419,7 +420,9 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     let loaders =
         Loaders::new(app.db.clone(), app.metrics.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
     let operation_name = OperationName::default();
-    let request = request.data(loaders).data(ctx.viewer).data(ctx.client.clone()).data(operation_name.clone());
+    let messaging = MessagingLoaders::new(app.db.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
+    let request =
+        request.data(loaders).data(messaging).data(ctx.viewer).data(ctx.client.clone()).data(operation_name.clone());
     let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
     order_response(&mut response.data, &document, wire.operation_name.as_deref());
     Ok(Executed {

@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod feed;
 mod http;
+mod messaging;
 mod mutations;
 mod rate_limits;
 mod transport;
