@@ -84,6 +84,9 @@ pub struct App {
     pub bus: Arc<EventBus>,
     /// Presence of users connected to this replica.
     pub presence: Arc<Presence>,
+    /// Becomes `true` when the server starts shutting down: sockets and event streams
+    /// drain and close ("going away, reconnect").
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -125,6 +128,7 @@ impl App {
             recent_pairs,
             bus,
             presence,
+            closing: tokio::sync::watch::Sender::new(false),
         }))
     }
 

@@ -31,6 +31,8 @@ impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish (bounded by the configured
     /// grace period) and waits for the server to end.
     pub async fn shutdown(self) {
+        // Long-lived connections first: they drain and close with "going away".
+        self.app.closing.send_replace(true);
         let _ = self.shutdown.send(true);
         let grace = Duration::from_secs(self.app.settings.shutdown_grace_seconds);
         self.sweeper.abort();

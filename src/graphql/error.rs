@@ -51,6 +51,9 @@ pub enum ErrorCode {
     PersistedQueryRequired,
     /// Too many requests: retry after `extensions.retryAfterSeconds`.
     RateLimited,
+    /// The event-log position is older than retention: refetch, then continue from
+    /// `extensions.latestSeq`.
+    ResyncRequired,
 }
 
 impl ErrorCode {
@@ -77,6 +80,7 @@ impl ErrorCode {
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
+            Self::ResyncRequired => "RESYNC_REQUIRED",
         }
     }
 }
@@ -93,6 +97,15 @@ pub fn rate_limited(retry: crate::infra::rate_limit::RetryAfter) -> Error {
         ext.set("code", ErrorCode::RateLimited.as_str());
         ext.set("retryAfterSeconds", seconds);
     })
+}
+
+/// `RESYNC_REQUIRED` with `latestSeq`.
+pub fn resync_required(latest: i64) -> Error {
+    Error::new("afterSeq is older than the event log keeps: refetch, then continue from extensions.latestSeq")
+        .extend_with(move |_, ext| {
+            ext.set("code", ErrorCode::ResyncRequired.as_str());
+            ext.set("latestSeq", latest);
+        })
 }
 
 /// Maps a domain error to its public code; internal causes are logged, not shown.

@@ -14,4 +14,5 @@ mod http;
 mod messaging;
 mod mutations;
 mod rate_limits;
+mod realtime;
 mod transport;

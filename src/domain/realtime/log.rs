@@ -211,9 +211,11 @@ pub async fn poll(
         Start::After(seq) => seq,
         Start::Resync { latest } => return Ok(Poll::Resync { latest }),
     };
+    let deadline = tokio::time::Instant::now() + wait;
     let mut events = db::events::after(db.conn(), user_id, after, limit + 1).await?;
-    if events.is_empty() && !wait.is_zero() {
-        let waited = tokio::time::timeout(wait, async {
+    // A wake without news (e.g. "re-read everything" after a reconnect) keeps waiting.
+    while events.is_empty() && tokio::time::Instant::now() < deadline {
+        let woken = tokio::time::timeout_at(deadline, async {
             loop {
                 match wakes.recv().await {
                     Ok(wake) if wake.latest_seq.is_some_and(|s| s <= after) => continue,
@@ -223,9 +225,10 @@ pub async fn poll(
             }
         })
         .await;
-        if waited == Ok(true) {
-            events = db::events::after(db.conn(), user_id, after, limit + 1).await?;
+        if woken != Ok(true) {
+            break;
         }
+        events = db::events::after(db.conn(), user_id, after, limit + 1).await?;
     }
     let has_more = events.len() > limit;
     events.truncate(limit);
