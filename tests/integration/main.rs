@@ -16,3 +16,4 @@ mod mutations;
 mod rate_limits;
 mod realtime;
 mod transport;
+mod websocket;
