@@ -142,6 +142,9 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
     let mut closing = app.closing.subscribe();
     let mut revocations = app.gate.subscribe();
     let device = viewer.device_id;
+    let gate_app = app.clone();
+    let every = Duration::from_secs(settings.ws_ping_interval_seconds);
+    let mut checks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let results = executor.execute_stream(request, None);
     let events = async_stream::stream! {
         let _online = online;
@@ -173,6 +176,12 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
                 },
                 revoked = revocations.recv() => {
                     if let Ok(id) = revoked && Some(id) == device {
+                        return;
+                    }
+                }
+                // Signed out on another replica: seen through the gate within one interval.
+                _ = checks.tick() => {
+                    if let Some(id) = device && !gate_app.gate.allows(user_id, id).await.unwrap_or(true) {
                         return;
                     }
                 }

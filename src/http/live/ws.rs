@@ -12,7 +12,7 @@
 //! - **Keepalive**: WebSocket pings every `ws_ping_interval_seconds`; a peer silent for
 //!   `ws_idle_timeout_seconds` is dropped (dead after a network change).
 //! - **Revocation**: signing the device out closes its sockets at once (`4401`), through
-//!   the gate's broadcast.
+//!   the gate's broadcast; a revocation on another replica is seen at the next ping.
 //! - **Shutdown**: results already produced are flushed, then `1001` ("going away":
 //!   reconnect with your last seq, to another replica).
 //! - **Memory**: small read/write buffers and a bounded inbound queue per connection.
@@ -272,6 +272,13 @@ async fn run(
                 if heard.elapsed() > idle_timeout {
                     // Nobody answers: the network is gone. Closing is a courtesy.
                     return ending(close::GOING_AWAY, "Idle timeout");
+                }
+                // A device signed out on another replica: the gate's answer (cached for
+                // `auth.revocation_cache_seconds`) catches it within one ping interval.
+                if let Some(device) = auth.viewer.device_id
+                    && !app.gate.allows(user_id, device).await.unwrap_or(true)
+                {
+                    return ending(close::UNAUTHORIZED, "Unauthorized: device signed out");
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return None;
