@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, code};
+use crate::common::{TestServer, code, screen};
 
 const INBOX: &str = "query Inbox($first: Int, $after: String) { conversations(first: $first, after: $after) {
   edges { cursor node { id kind title lastSeq unreadCount viewerLastReadSeq
@@ -52,6 +52,34 @@ async fn inbox_lists_conversations_with_constant_statements() {
         .await["conversations"]
         .clone();
     assert_eq!(next["edges"][0]["node"]["id"], edges[2]["node"]["id"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn screen_queries_cost_the_same_statements_whatever_the_page() {
+    let server = TestServer::start(8).await;
+    let alice = server.token("alice").await;
+    let inbox = screen("Inbox");
+    let cost = |first: i64| {
+        let (server, inbox, alice) = (&server, &inbox, &alice);
+        async move {
+            let before = server.statements().await;
+            let data = server.data(inbox, json!({ "first": first }), Some(alice)).await;
+            (server.statements().await - before, data)
+        }
+    };
+    let (one, _) = cost(1).await;
+    let (five, data) = cost(5).await;
+    assert_eq!(one, five, "Inbox: statements do not depend on the page size");
+    let id = data["conversations"]["edges"][4]["node"]["id"].clone();
+    let conversation = screen("Conversation");
+    let before = server.statements().await;
+    let page = server.data(&conversation, json!({ "id": id, "last": 5 }), Some(&alice)).await;
+    let small = server.statements().await - before;
+    let before = server.statements().await;
+    server.data(&conversation, json!({ "id": id, "last": 30 }), Some(&alice)).await;
+    assert_eq!(small, server.statements().await - before, "Conversation: same for 5 or 30 messages");
+    assert!(!page["conversation"]["messages"]["edges"].as_array().expect("edges").is_empty());
     server.stop().await;
 }
 
