@@ -18,9 +18,9 @@ pub async fn next_seqs(conn: &impl ConnectionTrait, user_ids: &[i64]) -> Result<
     let mut sorted = user_ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let rows: Vec<String> = (0..sorted.len()).map(|i| format!("(${}, 1, 0)", i + 1)).collect();
+    let rows: Vec<String> = (0..sorted.len()).map(|i| format!("(${}, 1)", i + 1)).collect();
     let sql = format!(
-        "INSERT INTO event_heads (user_id, last_seq, pruned_through) VALUES {} \
+        "INSERT INTO event_heads (user_id, last_seq) VALUES {} \
          ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + 1 RETURNING user_id, last_seq",
         rows.join(", ")
     );
@@ -111,22 +111,34 @@ pub async fn ack(
     Ok(Row::find_by_statement(stmt).one(conn).await?.map(|r| r.acked_seq).unwrap_or(seq))
 }
 
+/// The oldest retained seq of a user's log (none when it holds no events).
+pub async fn oldest(conn: &impl ConnectionTrait, user_id: i64) -> Result<Option<i64>, DbErr> {
+    user_event::Entity::find()
+        .select_only()
+        .column(user_event::Column::Seq)
+        .filter(user_event::Column::UserId.eq(user_id))
+        .order_by_asc(user_event::Column::Seq)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(conn)
+        .await
+}
+
 /// Retention: forgets events older than `older_than` and all but the newest `keep` of each
-/// user, recording in each head how far the log was pruned. Returns the deleted count.
+/// user. Only ever a prefix of each log goes (by age: everything up to the newest old event,
+/// so clock skew between replicas cannot punch a hole), and head rows are not locked, so
+/// appends never wait for the sweep. Returns the deleted count.
 pub async fn prune(
     conn: &impl ConnectionTrait,
     older_than: chrono::DateTime<chrono::Utc>,
     keep: i64,
 ) -> Result<u64, DbErr> {
     let backend = conn.get_database_backend();
-    let by_age = "UPDATE event_heads SET pruned_through = \
-         (SELECT MAX(e.seq) FROM user_events e WHERE e.user_id = event_heads.user_id AND e.created_at < $1) \
-         WHERE EXISTS (SELECT 1 FROM user_events e WHERE e.user_id = event_heads.user_id \
-           AND e.created_at < $1 AND e.seq > event_heads.pruned_through)";
-    conn.execute_raw(Statement::from_sql_and_values(backend, by_age, [older_than.into()])).await?;
-    let by_count = "UPDATE event_heads SET pruned_through = last_seq - $1 WHERE last_seq - $1 > pruned_through";
-    conn.execute_raw(Statement::from_sql_and_values(backend, by_count, [keep.into()])).await?;
-    let delete = "DELETE FROM user_events WHERE seq <= \
-         (SELECT h.pruned_through FROM event_heads h WHERE h.user_id = user_events.user_id)";
-    Ok(conn.execute_raw(Statement::from_string(backend, delete)).await?.rows_affected())
+    let by_age = "DELETE FROM user_events WHERE seq <= \
+         (SELECT MAX(e.seq) FROM user_events e WHERE e.user_id = user_events.user_id AND e.created_at < $1)";
+    let aged = conn.execute_raw(Statement::from_sql_and_values(backend, by_age, [older_than.into()])).await?;
+    let by_count = "DELETE FROM user_events WHERE seq <= \
+         (SELECT h.last_seq - $1 FROM event_heads h WHERE h.user_id = user_events.user_id)";
+    let counted = conn.execute_raw(Statement::from_sql_and_values(backend, by_count, [keep.into()])).await?;
+    Ok(aged.rows_affected() + counted.rows_affected())
 }

@@ -78,6 +78,16 @@ async fn poll_returns_the_log_acks_and_resync_after_retention() {
     assert_eq!(seqs(&recent["events"]), vec![4, 5, 6, 7, 8]);
     let future = server.gql(POLL, json!({ "a": 1000 }), Some(&bob)).await;
     assert_eq!(code(&future), "RESYNC_REQUIRED");
+    // Age: everything older than now goes; a client that had it all is still in sync, one
+    // that was behind must resync.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    mobile_bff::db::events::prune(app.db.conn(), later, 1_000).await.expect("prune by age");
+    let synced = server.data(POLL, json!({ "a": 8 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&synced["events"]), Vec::<i64>::new());
+    assert_eq!(code(&server.gql(POLL, json!({ "a": 7 }), Some(&bob)).await), "RESYNC_REQUIRED");
+    send_many(&server, &alice, &conversation, "after-prune", 1).await;
+    let next = server.data(POLL, json!({ "a": 8 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&next["events"]), vec![9], "seqs continue after pruning");
     // Bounds and auth.
     assert_eq!(code(&server.gql(POLL, json!({ "a": 0, "w": 31 }), Some(&bob)).await), "BAD_USER_INPUT");
     assert_eq!(code(&server.gql(POLL, json!({ "a": -1 }), Some(&bob)).await), "BAD_USER_INPUT");

@@ -1,5 +1,4 @@
-//! The head of a user's event log: the last assigned `seq` and the highest `seq` retention
-//! has deleted (a client behind it must resync).
+//! The head of a user's event log: the last assigned `seq` (its row lock orders appends).
 
 use sea_orm::entity::prelude::*;
 
@@ -9,7 +8,6 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: i64,
     pub last_seq: i64,
-    pub pruned_through: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
