@@ -12,16 +12,22 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use async_graphql::{Data, Executor, Request, Response, ServerError};
+use async_graphql::{Data, Executor, Request, Response, ServerError, parser::types::OperationType};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use futures_util::{StreamExt, stream::BoxStream};
 
 use crate::{
     app::App,
     graphql::{
-        AppSchema, batch_driver, error::ErrorCode, error_codes::with_code, loaders::Loaders,
-        messaging::loaders::MessagingLoaders, realtime::ResumeFrom,
+        AppSchema, batch_driver,
+        error::{ErrorCode, rate_limited},
+        error_codes::with_code,
+        loaders::Loaders,
+        messaging::loaders::MessagingLoaders,
+        ordering::selected_operation,
+        realtime::ResumeFrom,
     },
+    infra::rate_limit::Limit,
     request::{ClientInfo, Viewer},
 };
 
@@ -112,6 +118,20 @@ impl LiveExecutor {
         Self { schema, app, viewer, client, resume, active: Arc::new(AtomicUsize::new(0)), max_active }
     }
 
+    /// The same rate limits as over HTTP: mutations per user, other operations per client.
+    async fn admit(&self, request: &Request) -> Result<(), Response> {
+        let kind = async_graphql::parser::parse_query(&request.query)
+            .ok()
+            .and_then(|doc| selected_operation(&doc, request.operation_name.as_deref()).map(|op| op.node.ty));
+        let limit = if kind == Some(OperationType::Mutation) { Limit::MutationPerUser } else { Limit::QueryPerClient };
+        let key = format!("u{}", self.viewer.id_or_zero());
+        self.app.limits.check(limit, &key).await.map_err(|retry| {
+            let mut error = rate_limited(retry).into_server_error(async_graphql::Pos::default());
+            error.locations.clear();
+            Response::from_errors(vec![error])
+        })
+    }
+
     fn prepare(&self, request: Request, spawner: &batch_driver::BatchSpawner) -> Request {
         let settings = &self.app.settings;
         let user = self.viewer.id_or_zero();
@@ -143,6 +163,9 @@ impl Drop for ActiveGuard {
 
 impl Executor for LiveExecutor {
     async fn execute(&self, request: Request) -> Response {
+        if let Err(refused) = self.admit(&request).await {
+            return refused;
+        }
         let (spawner, queue) = batch_driver::channel();
         let request = self.prepare(request, &spawner);
         batch_driver::drive(self.schema.execute(request), queue).await
@@ -159,15 +182,22 @@ impl Executor for LiveExecutor {
         live.subscriptions.inc();
         let guard = ActiveGuard { active: self.active.clone(), gauge: live.subscriptions.clone() };
         let sent = live.messages_sent.clone();
-        let (spawner, queue) = batch_driver::channel();
-        let request = self.prepare(request, &spawner);
-        let stream = self.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default());
-        batch_driver::drive_stream(stream, queue)
-            .map(move |response| {
-                let _held = &guard;
+        let this = self.clone();
+        async_stream::stream! {
+            let _held = guard;
+            if let Err(refused) = this.admit(&request).await {
+                yield refused;
+                return;
+            }
+            let (spawner, queue) = batch_driver::channel();
+            let request = this.prepare(request, &spawner);
+            let stream = this.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default());
+            let mut driven = batch_driver::drive_stream(stream, queue);
+            while let Some(response) = driven.next().await {
                 sent.inc();
-                response
-            })
-            .boxed()
+                yield response;
+            }
+        }
+        .boxed()
     }
 }
