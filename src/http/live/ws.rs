@@ -15,7 +15,8 @@
 //!   the gate's broadcast; a revocation on another replica is seen at the next ping.
 //! - **Shutdown**: results already produced are flushed, then `1001` ("going away":
 //!   reconnect with your last seq, to another replica).
-//! - **Memory**: small read/write buffers and a bounded inbound queue per connection.
+//! - **Memory**: small read/write buffers and a bounded inbound queue per connection (a
+//!   client that floods it is closed with `4429`).
 
 use std::{str::FromStr, time::Duration};
 
@@ -92,6 +93,9 @@ pub async fn handler(
         })
         .into_response()
 }
+
+/// Client messages queued for the protocol machine at most.
+const INBOUND_QUEUE: usize = 32;
 
 /// Why a connection ended, for the close frame and the metric.
 struct Ending {
@@ -216,9 +220,11 @@ async fn run(
     let leeway = app.settings.auth.leeway_seconds;
     let mut expires = expiry_instant(auth.expires_at, leeway);
 
-    // Inbound frames go to the protocol machine through a small bounded queue.
-    let (inbound, inbound_rx) = mpsc::channel::<Vec<u8>>(8);
-    if inbound.send(init).await.is_err() {
+    // Inbound frames go to the protocol machine through a small bounded queue. It is filled
+    // with `try_send` (never awaited here, where the machine is not being polled): a client
+    // that outruns it is flooding, and is told so.
+    let (inbound, inbound_rx) = mpsc::channel::<Vec<u8>>(INBOUND_QUEUE);
+    if inbound.try_send(init).is_err() {
         return ending(close::INTERNAL, "Internal error");
     }
     let executor = LiveExecutor::new(state.schema.clone(), app.clone(), auth.viewer, client, None);
@@ -250,14 +256,20 @@ async fn run(
                         Err(_) => return ending(close::UNAUTHORIZED, "Unauthorized: token invalid or expired"),
                     }
                 }
-                if inbound.send(bytes).await.is_err() {
-                    return ending(close::INTERNAL, "Internal error");
+                match inbound.try_send(bytes) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        return ending(close::TOO_MANY, "Too many messages in flight");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return ending(close::INTERNAL, "Internal error"),
                 }
             }
             out = machine.next() => match out {
                 Some(WsMessage::Text(text)) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return None;
+                    // A peer that stops reading (full TCP window) is as dead as a silent one.
+                    match tokio::time::timeout(idle_timeout, socket.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return None,
                     }
                 }
                 Some(WsMessage::Close(code, reason)) => {
@@ -280,8 +292,9 @@ async fn run(
                 {
                     return ending(close::UNAUTHORIZED, "Unauthorized: device signed out");
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return None;
+                match tokio::time::timeout(idle_timeout, socket.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return None,
                 }
             }
             revoked = revocations.recv() => {
