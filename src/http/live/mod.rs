@@ -201,3 +201,31 @@ impl Executor for LiveExecutor {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_where_clients_put_them() {
+        let cases = [
+            serde_json::json!({ "authorization": "Bearer a" }),
+            serde_json::json!({ "Authorization": "Bearer a" }),
+            serde_json::json!({ "token": "Bearer a" }),
+            serde_json::json!({ "accessToken": "Bearer a" }),
+            serde_json::json!({ "headers": { "Authorization": "Bearer a" } }),
+        ];
+        for payload in cases {
+            assert_eq!(token_in(&payload).as_deref(), Some("Bearer a"), "{payload}");
+        }
+        assert_eq!(token_in(&serde_json::json!({ "authorization": 7 })), None);
+        assert_eq!(token_in(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn expiry_is_read_from_the_claims() {
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000,"sub":"1"}"#);
+        assert_eq!(expiry(&format!("h.{claims}.s")), Some(1_700_000_000));
+        assert_eq!(expiry("garbage"), None);
+    }
+}

@@ -211,3 +211,22 @@ fn sse_response(
     headers.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_come_from_the_root_seq() {
+        let response =
+            async_graphql::Response::new(async_graphql::value!({ "events": { "seq": 42, "kind": "MESSAGE_ADDED" } }));
+        assert_eq!(seq_of(&response), Some(42));
+        let without = async_graphql::Response::new(async_graphql::value!({ "events": { "kind": "MESSAGE_ADDED" } }));
+        assert_eq!(seq_of(&without), None);
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", "17".parse().expect("header"));
+        assert_eq!(last_event_id(&headers), Some(17));
+        headers.insert("last-event-id", "-3".parse().expect("header"));
+        assert_eq!(last_event_id(&headers), None);
+    }
+}

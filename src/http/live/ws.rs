@@ -341,3 +341,15 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Vec<u8>>) -> impl futures_util::Stre
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pings_with_a_token_renew() {
+        assert_eq!(reauth_token(br#"{"type":"ping","payload":{"token":"t"}}"#).as_deref(), Some("t"));
+        assert_eq!(reauth_token(br#"{"type":"ping"}"#), None);
+        assert_eq!(reauth_token(br#"{"type":"subscribe","id":"1","payload":{"token":"ping"}}"#), None);
+    }
+}
