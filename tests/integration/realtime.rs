@@ -369,3 +369,34 @@ async fn an_event_written_on_one_replica_reaches_a_subscriber_on_another() {
     drop(b);
     database.destroy().await;
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_devices_event_stream() {
+    let server = TestServer::start(6).await;
+    let register = "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }";
+    let input = json!({ "email": "sse@example.com", "password": "correct horse battery", "handle": "sse_user",
+        "displayName": "SSE", "device": { "clientDeviceId": "5b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", "platform": "ANDROID" } });
+    let token = server.data(register, json!({ "input": input }), None).await["register"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut stream = SseStream::open(&server.base, &token, EVENTS, None).await;
+    server.data("mutation { logout }", json!({}), Some(&token)).await;
+    let mut rest = Vec::new();
+    while let Some(event) = stream.next().await {
+        rest.push(event.event);
+    }
+    assert!(rest.is_empty(), "the stream ended without events or `complete`: {rest:?}");
+    // Reconnecting with the revoked token is refused.
+    let again = server
+        .client
+        .post(format!("{}/graphql/sse", server.base))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": EVENTS }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.status(), 401);
+    server.stop().await;
+}
