@@ -114,6 +114,14 @@ async fn send_is_idempotent_and_moves_the_inbox() {
     assert_eq!(read["markRead"]["conversation"]["unreadCount"], 0);
     let back = server.data(mark, json!({ "c": direct, "s": 1 }), Some(&alice)).await;
     assert_eq!(back["markRead"]["lastReadSeq"], seq);
+    // Bob's log: his message, then alice's read receipt (once: the second markRead moved nothing).
+    let poll = "{ pollEvents(afterSeq: 0) { events { kind read { seq user { handle } } } } }";
+    let events = server.data(poll, json!({}), Some(&bob)).await["pollEvents"]["events"].clone();
+    let kinds: Vec<&str> =
+        events.as_array().expect("events").iter().map(|e| e["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, vec!["MESSAGE_ADDED", "MESSAGE_READ"]);
+    assert_eq!(events[1]["read"]["user"]["handle"], "alice");
+    assert_eq!(events[1]["read"]["seq"], seq);
     server.stop().await;
 }
 
@@ -214,5 +222,11 @@ async fn conversations_are_started_once_and_groups_idempotently() {
     assert_eq!(code(&empty), "BAD_USER_INPUT");
     let grace_token = server.token("grace").await;
     assert_eq!(conversation_ids(&server, &grace_token).await.len(), 2);
+    // Both conversations reached grace's event log.
+    let poll = "{ pollEvents(afterSeq: 0) { events { seq kind conversationId } } }";
+    let events = server.data(poll, json!({}), Some(&grace_token)).await["pollEvents"]["events"].clone();
+    let added: Vec<&Value> = events.as_array().expect("events").iter().map(|e| &e["conversationId"]).collect();
+    assert_eq!(added, vec![&a["startConversation"]["conversation"]["id"], &g1["createGroup"]["conversation"]["id"]]);
+    assert!(events.as_array().expect("events").iter().all(|e| e["kind"] == "CONVERSATION_ADDED"));
     server.stop().await;
 }
