@@ -8,6 +8,9 @@ use sea_orm::{
 
 use super::entities::{event_head, user_event};
 
+/// Rows per multi-row statement (well below SQLite's and PostgreSQL's parameter limits).
+const CHUNK: usize = 1_000;
+
 /// Takes the next sequence number of each user (ascending ids, so concurrent writers lock
 /// head rows in one order); returns `(user_id, seq)` pairs. The head rows stay locked until
 /// the transaction ends, so sequence numbers commit in order and never leave a gap.
@@ -18,31 +21,35 @@ pub async fn next_seqs(conn: &impl ConnectionTrait, user_ids: &[i64]) -> Result<
     let mut sorted = user_ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let rows: Vec<String> = (0..sorted.len()).map(|i| format!("(${}, 1)", i + 1)).collect();
-    let sql = format!(
-        "INSERT INTO event_heads (user_id, last_seq) VALUES {} \
-         ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + 1 RETURNING user_id, last_seq",
-        rows.join(", ")
-    );
     #[derive(FromQueryResult)]
     struct Row {
         user_id: i64,
         last_seq: i64,
     }
-    let values: Vec<Value> = sorted.iter().map(|id| Value::from(*id)).collect();
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
-    let mut out: Vec<(i64, i64)> =
-        Row::find_by_statement(stmt).all(conn).await?.into_iter().map(|r| (r.user_id, r.last_seq)).collect();
+    let mut out = Vec::with_capacity(sorted.len());
+    // Chunks in ascending order keep the lock order and the bound-parameter count in check.
+    for chunk in sorted.chunks(CHUNK) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, 1)", i + 1)).collect();
+        let sql = format!(
+            "INSERT INTO event_heads (user_id, last_seq) VALUES {} \
+             ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + 1 RETURNING user_id, last_seq",
+            rows.join(", ")
+        );
+        let values: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
+        let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+        out.extend(Row::find_by_statement(stmt).all(conn).await?.into_iter().map(|r| (r.user_id, r.last_seq)));
+    }
     out.sort_unstable();
     Ok(out)
 }
 
-/// Inserts logged events.
+/// Inserts logged events (in chunks: a message to a big group is many rows).
 pub async fn insert(conn: &impl ConnectionTrait, rows: Vec<user_event::ActiveModel>) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        user_event::Entity::insert_many(chunk).exec_without_returning(conn).await?;
     }
-    user_event::Entity::insert_many(rows).exec_without_returning(conn).await?;
     Ok(())
 }
 

@@ -400,3 +400,26 @@ async fn signing_out_ends_the_devices_event_stream() {
     assert_eq!(again.status(), 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_to_a_big_group_reaches_every_members_log() {
+    let server = TestServer::start_with(1500, |s| s.realtime.max_group_members = 2000).await;
+    let alice = server.token("alice").await;
+    let members: Vec<String> = (2..=1500)
+        .map(|id| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("User:{id}"))
+        })
+        .collect();
+    let group =
+        "mutation($m: [ID!]!) { createGroup(input: { title: \"Everyone\", memberIds: $m }) { conversation { id } } }";
+    let id =
+        server.data(group, json!({ "m": members }), Some(&alice)).await["createGroup"]["conversation"]["id"].clone();
+    let vars = json!({ "c": id, "k": "big-group-0001", "b": "hello, everyone" });
+    server.data(SEND, vars, Some(&alice)).await;
+    let last = mobile_bff::db::users::by_ids(server.app().db.conn(), &[1500]).await.expect("q").remove(0);
+    let token = server.app().keys.mint(last.id, None).expect("mint");
+    let polled = server.data(POLL, json!({ "a": 0 }), Some(&token)).await["pollEvents"]["events"].clone();
+    assert_eq!(polled[1]["message"]["body"], "hello, everyone", "{polled}");
+    server.stop().await;
+}

@@ -89,8 +89,14 @@ impl RealtimeSettings {
         if self.presence_heartbeat_seconds == 0 || self.presence_grace_seconds < self.presence_heartbeat_seconds {
             return Err("realtime.presence_grace_seconds must be at least presence_heartbeat_seconds".into());
         }
-        if self.max_group_members < 2 || self.max_message_chars == 0 || self.ws_read_buffer_bytes < 256 {
-            return Err("realtime.max_group_members ≥ 2, max_message_chars ≥ 1, ws_read_buffer_bytes ≥ 256".into());
+        if !(2..=100_000).contains(&self.max_group_members)
+            || !(1..=100_000).contains(&self.max_message_chars)
+            || self.ws_read_buffer_bytes < 256
+        {
+            return Err(
+                "realtime.max_group_members in 2..=100000, max_message_chars in 1..=100000, ws_read_buffer_bytes ≥ 256"
+                    .into(),
+            );
         }
         if self.pg_notify_channel.is_empty()
             || self.pg_notify_channel.len() > 63
