@@ -1,7 +1,6 @@
 //! The per-user event log (every event a user should receive, with a per-user sequence
-//! number), its per-user head (the last sequence number), the per-device delivery
-//! acknowledgements, and presence. Retention only ever deletes a prefix of a user's log, so
-//! the oldest retained seq tells how far it was pruned.
+//! number), its per-user head (last sequence number and how far retention has pruned), the
+//! per-device delivery acknowledgements, and presence.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -24,6 +23,7 @@ enum EventHeads {
     Table,
     UserId,
     LastSeq,
+    PrunedThrough,
 }
 
 #[derive(DeriveIden)]
@@ -92,6 +92,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(big_integer(EventHeads::UserId).primary_key())
                     .col(big_integer(EventHeads::LastSeq).default(0))
+                    .col(big_integer(EventHeads::PrunedThrough).default(0))
                     .take(),
             )
             .await?;
