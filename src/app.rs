@@ -16,6 +16,7 @@ use crate::{
         pins::{self, Pin, PinError},
         rate_limit::RateLimiter,
         redis::Redis,
+        upstream::{BuildError, Upstreams},
     },
 };
 
@@ -45,6 +46,9 @@ pub enum StartError {
     /// A manifest in `persisted.manifest_dir` could not be imported.
     #[error("persisted documents: {0}")]
     Documents(#[from] DocumentError),
+    /// An upstream client could not be built.
+    #[error("upstreams: {0}")]
+    Upstreams(#[from] BuildError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -78,6 +82,8 @@ pub struct App {
     pub pins: Vec<Pin>,
     /// Token pairs of recent refreshes (grace window for concurrent refreshes).
     pub recent_pairs: RecentPairs,
+    /// HTTP services screens aggregate (recommendations, link previews), with their caches.
+    pub upstreams: Arc<Upstreams>,
 }
 
 impl App {
@@ -104,7 +110,20 @@ impl App {
         let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
         let pins = pins::pins(&settings.pins)?;
         let recent_pairs = RecentPairs::new(settings.auth.refresh_grace_seconds);
-        Ok(Arc::new(Self { settings, db, redis, keys, metrics, documents, gate, limits, pins, recent_pairs }))
+        let upstreams = Arc::new(Upstreams::new(&settings.upstreams, metrics.clone())?);
+        Ok(Arc::new(Self {
+            settings,
+            db,
+            redis,
+            keys,
+            metrics,
+            documents,
+            gate,
+            limits,
+            pins,
+            recent_pairs,
+            upstreams,
+        }))
     }
 
     /// The URL of a media object by storage key.

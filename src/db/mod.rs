@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod keyset;
 pub mod posts;
 pub mod stats;
+pub mod suggestions;
 pub mod users;
 
 use std::{ops::Deref, path::Path, sync::Arc, time::Duration};

@@ -13,7 +13,9 @@ pub mod mutation;
 pub mod ordering;
 pub mod pagination;
 pub mod query;
+pub mod suggestions;
 pub mod types;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use crate::{app::App, config::LimitSettings};
 
 /// Every query field, merged from the concerns.
 #[derive(MergedObject, Default)]
-pub struct Query(query::SocialQuery, auth::AuthQuery);
+pub struct Query(query::SocialQuery, auth::AuthQuery, suggestions::SuggestionsQuery);
 
 /// Every mutation, merged from the concerns.
 #[derive(MergedObject, Default)]

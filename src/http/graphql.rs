@@ -27,7 +27,7 @@ use super::{
     auth::authenticate,
     caching,
     errors::error_response,
-    observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes},
+    observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes, RequestId},
     wire::{self, WireRequest},
 };
 use crate::{
@@ -37,8 +37,12 @@ use crate::{
         error_codes::{OperationName, check_field_count, with_code},
         loaders::Loaders,
         ordering::{order_response, selected_operation},
+        upstream::UpstreamContext,
     },
-    infra::rate_limit::Limit,
+    infra::{
+        rate_limit::Limit,
+        upstream::{CallScope, TraceContext},
+    },
     request::{ClientInfo, Viewer},
 };
 
@@ -151,6 +155,7 @@ pub async fn post_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
     Extension(ip): Extension<ClientIp>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -203,7 +208,8 @@ pub async fn post_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::POST };
+    let trace = Trace::of(&headers, request_id);
+    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::POST, trace };
     let mut response = match batch {
         Batch::One(request) => match execute(&ctx, request).await {
             Ok(executed) => respond_single(executed, format, None),
@@ -230,6 +236,7 @@ pub async fn get_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
     Extension(ip): Extension<ClientIp>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -250,7 +257,8 @@ pub async fn get_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::GET };
+    let trace = Trace::of(&headers, request_id);
+    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::GET, trace };
     match execute(&ctx, request).await {
         Ok(executed) => respond_single(executed, format, Some(&headers)),
         Err(refused) => refused.into_response(),
@@ -270,6 +278,25 @@ struct Exchange<'a> {
     client: &'a ClientInfo,
     ip: ClientIp,
     method: Method,
+    trace: Trace,
+}
+
+/// The ids an operation's upstream calls carry.
+struct Trace {
+    request_id: Option<String>,
+    context: TraceContext,
+}
+
+impl Trace {
+    fn of(headers: &HeaderMap, request_id: Option<Extension<RequestId>>) -> Self {
+        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        Self { request_id: request_id.map(|Extension(id)| id.0), context: TraceContext::from_header(traceparent) }
+    }
+
+    /// A fresh upstream scope: the deadline starts when the operation does.
+    fn scope(&self, deadline: std::time::Duration) -> CallScope {
+        CallScope::new(deadline, self.request_id.clone(), self.context)
+    }
 }
 
 /// An operation refused before execution at the HTTP level.
@@ -416,8 +443,16 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     }
     request.set_parsed_query(document.clone());
     let (spawner, queue) = batch_driver::channel();
-    let loaders =
-        Loaders::new(app.db.clone(), app.metrics.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
+    let upstream =
+        UpstreamContext { upstreams: app.upstreams.clone(), scope: ctx.trace.scope(app.upstreams.screen_deadline) };
+    let loaders = Loaders::new(
+        app.db.clone(),
+        app.metrics.clone(),
+        ctx.viewer.id_or_zero(),
+        &spawner,
+        &settings.dataloader,
+        upstream,
+    );
     let operation_name = OperationName::default();
     let request = request.data(loaders).data(ctx.viewer).data(ctx.client.clone()).data(operation_name.clone());
     let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;

@@ -14,3 +14,4 @@ mod http;
 mod mutations;
 mod rate_limits;
 mod transport;
+mod upstreams;
