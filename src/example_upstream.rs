@@ -34,12 +34,13 @@ struct ServiceState {
     latency: Duration,
 }
 
-/// The service's routes: `POST /v1/suggestions:batch` and `GET /healthz`. `latency` is added
+/// The service's routes: `POST /v1/suggestions:batch`, `GET /healthz` and `GET /readyz`. `latency` is added
 /// to every answer (to try the BFF's deadline and timeouts).
 pub fn router(db: Db, latency: Duration) -> Router {
     Router::new()
         .route("/v1/suggestions:batch", post(batch))
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/readyz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(ServiceState { db, latency })
 }

@@ -15,6 +15,7 @@ mod report;
 mod scenarios;
 mod server;
 mod transport;
+mod upstreams;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 

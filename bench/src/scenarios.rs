@@ -99,12 +99,21 @@ async fn measure(
         let updated = crate::report::replace_block(&text, "transport", &transport.markdown())?;
         std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
     }
-    let mut baseline = Server::baseline(bins, dataset, pinning).await?;
     let config = LoadConfig {
         concurrency: usize::try_from(args.concurrency)?,
         warmup: args.warmup(),
         duration: args.duration(),
     };
+    let backend = if args.pg.is_some() { "postgres" } else { "sqlite" };
+    let upstreams = crate::upstreams::measure(bins, dataset, pinning, &mut product, config, backend).await?;
+    println!("{}", upstreams.markdown());
+    if let Some(path) = &args.write_docs {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let updated = crate::report::replace_block(&text, &format!("upstreams-{backend}"), &upstreams.markdown())?;
+        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
+    }
+    anyhow::ensure!(upstreams.passed(), "U1 failed: upstream calls per screen not constant, or a run had errors");
+    let mut baseline = Server::baseline(bins, dataset, pinning).await?;
 
     let feed = RequestSpec::post_json(
         "/graphql",

@@ -306,10 +306,23 @@ pub struct Server {
 impl Server {
     /// Starts `mobile-bff serve` on the server core.
     pub async fn product(bins: &Binaries, dataset: &Dataset, pinning: &Pinning) -> anyhow::Result<Self> {
+        Self::product_with(bins, dataset, pinning, "mobile-bff", &[]).await
+    }
+
+    /// Starts `mobile-bff serve` on the server core with extra `BFF_*` settings; `name` also
+    /// names its log file.
+    pub async fn product_with(
+        bins: &Binaries,
+        dataset: &Dataset,
+        pinning: &Pinning,
+        name: &str,
+        settings: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let mut command = pinning.server_command(&bins.product);
         command.arg("serve");
         dataset.environment(&mut command);
+        command.envs(settings.iter().map(|(k, v)| (*k, v.as_str())));
         command.env("BFF_LISTEN", addr.to_string()).current_dir(&bins.repo);
         // One simulated client sends thousands of queries a second: raise its query budget far
         // above any load here, so the limiter is still consulted on every request (its cost is
@@ -317,7 +330,18 @@ impl Server {
         command
             .env("BFF_RATE_LIMITS__QUERY_CLIENT__PER_MINUTE", UNLIMITED_BUDGET)
             .env("BFF_RATE_LIMITS__QUERY_CLIENT__BURST", UNLIMITED_BUDGET);
-        Self::start("mobile-bff", command, addr, dataset).await
+        Self::start(name, command, addr, dataset).await
+    }
+
+    /// Starts `mobile-bff example-upstream` (the example recommendations service) on the
+    /// server core, reading the same dataset.
+    pub async fn example_upstream(bins: &Binaries, dataset: &Dataset, pinning: &Pinning) -> anyhow::Result<Self> {
+        let addr = free_port()?;
+        let mut command = pinning.server_command(&bins.product);
+        command.arg("example-upstream").arg("--listen").arg(addr.to_string());
+        dataset.environment(&mut command);
+        command.current_dir(&bins.repo);
+        Self::start("example-upstream", command, addr, dataset).await
     }
 
     /// Starts `bench baseline-server` on the server core.

@@ -61,7 +61,9 @@ impl Loader<String> for LinkPreviewLoader {
         let call_scope = scope.clone();
         // Pages have no batch endpoint: one fetch per URL, concurrently (bounded by the
         // fetcher's own concurrency limit), as one cache call.
+        let metrics = upstreams.metrics.clone();
         let lookup = upstreams.preview_cache.load_many(keys, move |missing| async move {
+            metrics.observe_upstream_batch("link_previews", missing.len());
             let fetches = missing.into_iter().map(|url| {
                 let fetcher = fetcher.clone();
                 let scope = call_scope.clone();

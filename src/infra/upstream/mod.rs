@@ -394,6 +394,8 @@ pub struct Upstreams {
     pub link_previews: Arc<dyn link_preview::LinkPreviewer>,
     /// Previews by URL.
     pub preview_cache: UpstreamCache<String, link_preview::LinkPreview, link_preview::LinkPreviewError>,
+    /// Where upstream metrics go.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -430,7 +432,7 @@ impl Upstreams {
             policy.cache_capacity,
             policy.cache_ttl,
             policy.negative_cache_ttl,
-            metrics,
+            metrics.clone(),
         );
         Ok(Self {
             screen_deadline: Duration::from_millis(settings.screen_deadline_ms),
@@ -438,6 +440,7 @@ impl Upstreams {
             suggestions_cache,
             link_previews,
             preview_cache,
+            metrics,
         })
     }
 }
