@@ -10,6 +10,7 @@ use crate::{
         auth::{gate::DeviceGate, sessions::RecentPairs},
         documents::{DocumentError, DocumentStore},
     },
+    graphql::parsed::ParsedDocuments,
     infra::{
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
@@ -84,6 +85,8 @@ pub struct App {
     pub recent_pairs: RecentPairs,
     /// HTTP services screens aggregate (recommendations, link previews), with their caches.
     pub upstreams: Arc<Upstreams>,
+    /// Parsed GraphQL documents by query text.
+    pub parsed: ParsedDocuments,
 }
 
 impl App {
@@ -123,6 +126,7 @@ impl App {
             pins,
             recent_pairs,
             upstreams,
+            parsed: ParsedDocuments::default(),
         }))
     }
 

@@ -12,6 +12,7 @@ pub mod loaders;
 pub mod mutation;
 pub mod ordering;
 pub mod pagination;
+pub mod parsed;
 pub mod query;
 pub mod suggestions;
 pub mod types;
@@ -40,8 +41,7 @@ pub fn build_schema(app: Option<Arc<App>>, limits: &LimitSettings) -> AppSchema 
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
-        .limit_directives(32)
-        .extension(error_codes::ErrorCodes { max_fields: limits.max_fields });
+        .limit_directives(32);
     if let Some(app) = app {
         builder = builder.data(app);
     }

@@ -34,7 +34,7 @@ use crate::{
     graphql::{
         batch_driver,
         error::{ErrorCode, rate_limited},
-        error_codes::{OperationName, check_field_count, with_code},
+        error_codes::{assign_codes, check_field_count, with_code},
         loaders::Loaders,
         ordering::{order_response, selected_operation},
         upstream::UpstreamContext,
@@ -336,6 +336,15 @@ impl Executed {
     }
 }
 
+/// The name of the document's operation when it has exactly one and it is named.
+fn single_operation_name(document: &ExecutableDocument) -> Option<String> {
+    let mut operations = document.operations.iter();
+    match (operations.next(), operations.next()) {
+        (Some((Some(name), _)), None) => Some(name.to_string()),
+        _ => None,
+    }
+}
+
 /// The selected operation's type, if the document names one.
 fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
     selected_operation(document, name).map(|operation| operation.node.ty)
@@ -413,8 +422,9 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         Ok(variables) => variables,
         Err(error) => return Ok(Executed::failed(error, label)),
     };
-    // Parse once here: the document is needed again to check the method and order the result.
-    let document = match async_graphql::parser::parse_query(&resolved.query) {
+    // Parse once here (or reuse the tree of the same text): the document is needed again to
+    // check the method and order the result.
+    let document = match app.parsed.get_or_parse(&resolved.query) {
         Ok(document) => document,
         Err(err) => {
             let error = with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed);
@@ -422,6 +432,10 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         }
     };
     let kind = operation_type(&document, wire.operation_name.as_deref());
+    let label = match (&wire.operation_name, single_operation_name(&document)) {
+        (None, Some(name)) => name,
+        _ => label,
+    };
     if ctx.method == Method::GET && kind.is_some_and(|k| k != OperationType::Query) {
         return Err(Refused::MutationOverGet);
     }
@@ -441,7 +455,7 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     if !app.documents.introspection_allowed() {
         request = request.disable_introspection();
     }
-    request.set_parsed_query(document.clone());
+    request.set_parsed_query(ExecutableDocument::clone(&document));
     let (spawner, queue) = batch_driver::channel();
     let upstream =
         UpstreamContext { upstreams: app.upstreams.clone(), scope: ctx.trace.scope(app.upstreams.screen_deadline) };
@@ -453,15 +467,11 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         &settings.dataloader,
         upstream,
     );
-    let operation_name = OperationName::default();
-    let request = request.data(loaders).data(ctx.viewer).data(ctx.client.clone()).data(operation_name.clone());
+    let request = request.data(loaders).data(ctx.viewer).data(ctx.client.clone());
     let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
+    assign_codes(&mut response);
     order_response(&mut response.data, &document, wire.operation_name.as_deref());
-    Ok(Executed {
-        response,
-        label: operation_name.get().unwrap_or(label),
-        is_query: kind == Some(OperationType::Query),
-    })
+    Ok(Executed { response, label, is_query: kind == Some(OperationType::Query) })
 }
 
 const REQUEST_ERROR_CODES: [ErrorCode; 10] = [
