@@ -86,8 +86,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn fill_random(buf: &mut [u8]) {
-    // The OS generator does not fail on supported platforms; a zero id is replaced above.
-    let _ = getrandom::fill(buf);
+    // Trace ids need uniqueness, not secrecy: the thread-local generator (seeded from the OS)
+    // avoids a system call per request.
+    rand::Rng::fill(&mut rand::rng(), buf);
     if buf.iter().all(|b| *b == 0) {
         buf[0] = 1;
     }
