@@ -9,9 +9,11 @@ use crate::{
     domain::{
         auth::{gate::DeviceGate, sessions::RecentPairs},
         documents::{DocumentError, DocumentStore},
+        realtime::presence::Presence,
     },
     graphql::parsed::ParsedDocuments,
     infra::{
+        event_bus::EventBus,
         keys::{KeyError, SigningKeys},
         metrics::Metrics,
         pins::{self, Pin, PinError},
@@ -87,6 +89,13 @@ pub struct App {
     pub upstreams: Arc<Upstreams>,
     /// Parsed GraphQL documents by query text.
     pub parsed: ParsedDocuments,
+    /// Wakes real-time subscribers when their event log grows.
+    pub bus: Arc<EventBus>,
+    /// Presence of users connected to this replica.
+    pub presence: Arc<Presence>,
+    /// Becomes `true` when the server starts shutting down: sockets and event streams
+    /// drain and close ("going away, reconnect").
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -114,6 +123,8 @@ impl App {
         let pins = pins::pins(&settings.pins)?;
         let recent_pairs = RecentPairs::new(settings.auth.refresh_grace_seconds);
         let upstreams = Arc::new(Upstreams::new(&settings.upstreams, metrics.clone())?);
+        let bus = Arc::new(EventBus::new());
+        let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
         Ok(Arc::new(Self {
             settings,
             db,
@@ -127,6 +138,9 @@ impl App {
             recent_pairs,
             upstreams,
             parsed: ParsedDocuments::default(),
+            bus,
+            presence,
+            closing: tokio::sync::watch::Sender::new(false),
         }))
     }
 

@@ -85,6 +85,8 @@ pub struct Settings {
     pub oauth_clients: Vec<OAuthClient>,
     /// HTTP services a screen aggregates (recommendations, link previews).
     pub upstreams: crate::infra::upstream::UpstreamsSettings,
+    /// Real-time: event log, subscriptions, sockets, presence.
+    pub realtime: crate::domain::realtime::settings::RealtimeSettings,
 }
 
 /// A registered OAuth2 public client.
@@ -122,6 +124,7 @@ impl Default for Settings {
             pins: Vec::new(),
             oauth_clients: Vec::new(),
             upstreams: crate::infra::upstream::UpstreamsSettings::default(),
+            realtime: Default::default(),
         }
     }
 }
@@ -390,6 +393,7 @@ impl Settings {
         if self.dataloader.max_batch_size == 0 {
             return Err(ConfigError::OutOfRange("dataloader.max_batch_size must be positive".into()));
         }
+        self.realtime.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

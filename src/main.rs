@@ -122,6 +122,8 @@ async fn run_seed(db: &Db, users: usize) -> anyhow::Result<()> {
             media = report.media,
             comments = report.comments,
             reactions = report.reactions,
+            conversations = report.conversations,
+            messages = report.messages,
             seconds = started.elapsed().as_secs_f64(),
             "seeded the demo dataset"
         );

@@ -8,9 +8,10 @@ use tokio::{sync::watch, task::JoinHandle};
 use crate::{
     app::{App, StartError},
     config::Settings,
-    domain::idempotency,
+    domain::{idempotency, realtime},
     graphql::build_schema,
     http::{HttpState, router},
+    infra::event_bus,
 };
 
 /// A running server.
@@ -22,15 +23,22 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
+    /// Real-time background tasks (retention, presence, cross-replica notifications).
+    realtime: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish (bounded by the configured
     /// grace period) and waits for the server to end.
     pub async fn shutdown(self) {
+        // Long-lived connections first: they drain and close with "going away".
+        self.app.closing.send_replace(true);
         let _ = self.shutdown.send(true);
         let grace = Duration::from_secs(self.app.settings.shutdown_grace_seconds);
         self.sweeper.abort();
+        for task in &self.realtime {
+            task.abort();
+        }
         match tokio::time::timeout(grace, self.task).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server ended with an error"),
@@ -71,6 +79,23 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
             .await
     });
     let sweeper = idempotency::spawn_sweeper(app.db.clone(), Duration::from_secs(600));
+    let realtime = realtime_tasks(&app);
     tracing::info!(%addr, "mobile-bff listening");
-    Ok(RunningServer { addr, app, shutdown, task, sweeper })
+    Ok(RunningServer { addr, app, shutdown, task, sweeper, realtime })
+}
+
+/// Event-log retention, the presence ticker and, on PostgreSQL, the LISTEN task that wakes
+/// subscribers for events written by other replicas.
+fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
+    let settings = &app.settings.realtime;
+    let mut tasks =
+        vec![realtime::log::spawn_retention_sweeper(app.db.clone(), settings.clone()), app.presence.spawn_ticker()];
+    if app.settings.is_postgres() && settings.pg_notify {
+        tasks.push(event_bus::spawn_pg_listener(
+            app.bus.clone(),
+            app.settings.database_url.expose().to_owned(),
+            settings.pg_notify_channel.clone(),
+        ));
+    }
+    tasks
 }

@@ -13,6 +13,8 @@ mod m20261125_000003_persisted_documents;
 mod m20261125_000004_auth;
 mod m20261125_000005_biometrics;
 mod m20261125_000006_oauth;
+mod m20261125_000007_messaging;
+mod m20261125_000008_events;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_auth::Migration),
             Box::new(m20261125_000005_biometrics::Migration),
             Box::new(m20261125_000006_oauth::Migration),
+            Box::new(m20261125_000007_messaging::Migration),
+            Box::new(m20261125_000008_events::Migration),
         ]
     }
 }

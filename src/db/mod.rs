@@ -8,9 +8,11 @@
 pub mod comments;
 pub mod documents;
 pub mod entities;
+pub mod events;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
+pub mod messaging;
 pub mod posts;
 pub mod stats;
 pub mod suggestions;

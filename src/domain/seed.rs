@@ -18,7 +18,7 @@ use sea_orm::{
 use super::{DomainError, social::REACTION_KINDS};
 use crate::db::{
     Db,
-    entities::{comment, follow, post, post_media, reaction, user},
+    entities::{comment, conversation, conversation_member, follow, message, post, post_media, reaction, user},
 };
 
 /// Rows per multi-row INSERT (below SQLite's and PostgreSQL's bound-parameter limits).
@@ -39,6 +39,10 @@ pub struct SeedReport {
     pub comments: usize,
     /// Reactions created.
     pub reactions: usize,
+    /// Conversations created (direct ones of the first user, and one group).
+    pub conversations: usize,
+    /// Messages created.
+    pub messages: usize,
     /// True when the database already had users and nothing was written.
     pub skipped: bool,
 }
@@ -243,9 +247,10 @@ pub async fn seed(db: &Db, users: usize) -> Result<SeedReport, DomainError> {
     insert_chunks(conn, media_rows).await?;
     insert_chunks(conn, comment_rows).await?;
     insert_chunks(conn, reaction_rows).await?;
+    seed_conversations(conn, &mut rng, users, base, &mut report).await?;
     if conn.get_database_backend() == DatabaseBackend::Postgres {
         // Explicit ids do not advance PostgreSQL sequences: move them past the seeded rows.
-        for table in ["users", "posts", "post_media", "comments"] {
+        for table in ["users", "posts", "post_media", "comments", "conversations", "messages"] {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
             );
@@ -254,6 +259,70 @@ pub async fn seed(db: &Db, users: usize) -> Result<SeedReport, DomainError> {
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// Direct conversations of the first user with the next four, and a group of the first five,
+/// each with a short history (read up to the middle).
+async fn seed_conversations(
+    conn: &impl ConnectionTrait,
+    rng: &mut ChaCha8Rng,
+    users: usize,
+    base: DateTime<Utc>,
+    report: &mut SeedReport,
+) -> Result<(), DomainError> {
+    if users < 2 {
+        return Ok(());
+    }
+    let others = 4.min(users - 1);
+    let mut plans: Vec<(Option<String>, Vec<i64>)> = (0..others).map(|i| (None, vec![1, i as i64 + 2])).collect();
+    if users >= 3 {
+        plans.push((Some("Weekend plans".to_owned()), (1..=5.min(users) as i64).collect()));
+    }
+    let (mut conversations, mut members, mut messages) = (Vec::new(), Vec::new(), Vec::new());
+    for (index, (title, people)) in plans.into_iter().enumerate() {
+        let id = index as i64 + 1;
+        let created = base + Duration::days(3) + Duration::hours(id);
+        let count = rng.random_range(4..=12i64);
+        for seq in 1..=count {
+            let sender = people[rng.random_range(0..people.len())];
+            messages.push(message::ActiveModel {
+                id: Set(messages.len() as i64 + 1),
+                conversation_id: Set(id),
+                seq: Set(seq),
+                sender_id: Set(sender),
+                body: Set({
+                    let words = rng.random_range(2..14);
+                    sentence(rng, words)
+                }),
+                client_message_id: Set(format!("seed-{id}-{seq}")),
+                created_at: Set(created + Duration::minutes(seq * 7)),
+            });
+        }
+        for &user_id in &people {
+            members.push(conversation_member::ActiveModel {
+                conversation_id: Set(id),
+                user_id: Set(user_id),
+                joined_at: Set(created),
+                last_read_seq: Set(count / 2),
+            });
+        }
+        conversations.push(conversation::ActiveModel {
+            id: Set(id),
+            kind: Set(if title.is_some() { "group" } else { "direct" }.to_owned()),
+            direct_key: Set(if title.is_some() { None } else { Some(format!("{}:{}", people[0], people[1])) }),
+            title: Set(title),
+            created_by: Set(1),
+            created_at: Set(created),
+            last_seq: Set(count),
+            last_activity_at: Set(created + Duration::minutes(count * 7)),
+        });
+    }
+    report.conversations = conversations.len();
+    report.messages = messages.len();
+    insert_chunks(conn, conversations).await?;
+    insert_chunks(conn, members).await?;
+    insert_chunks(conn, messages).await?;
+    Ok(())
 }
 
 async fn insert_chunks<A>(conn: &impl ConnectionTrait, rows: Vec<A>) -> Result<(), DomainError>

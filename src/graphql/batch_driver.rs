@@ -83,8 +83,13 @@ pub async fn drive<F: Future>(operation: F, mut queue: BatchQueue) -> F::Output 
                 break;
             }
         }
-        while let Poll::Ready(Some(batch)) = queue.rx.poll_recv(cx) {
-            running.push(batch);
+        // A new level starts only when the previous one has answered completely: otherwise a
+        // batch finishing early lets its children queue keys that siblings of theirs (waiting
+        // on a slower batch of the same level) would have added, splitting one batch in two.
+        if running.is_empty() {
+            while let Poll::Ready(Some(batch)) = queue.rx.poll_recv(cx) {
+                running.push(batch);
+            }
         }
         // A batch that finishes sends its results, which wakes this task, so the operation
         // is polled again with every key of the level answered.
@@ -92,4 +97,48 @@ pub async fn drive<F: Future>(operation: F, mut queue: BatchQueue) -> F::Output 
         Poll::Pending
     })
     .await
+}
+
+/// A subscription stream whose loader batches are driven like [`drive`] drives an operation:
+/// each result is resolved with every key of a level in one batch.
+pub fn drive_stream<S>(stream: S, queue: BatchQueue) -> DrivenStream<S>
+where
+    S: futures_util::Stream + Unpin,
+{
+    DrivenStream { stream, queue, running: FuturesUnordered::new() }
+}
+
+/// See [`drive_stream`].
+pub struct DrivenStream<S> {
+    stream: S,
+    queue: BatchQueue,
+    running: FuturesUnordered<BoxFuture<'static, ()>>,
+}
+
+impl<S> futures_util::Stream for DrivenStream<S>
+where
+    S: futures_util::Stream + Unpin,
+{
+    type Item = S::Item;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            let detector = Arc::new(YieldDetector { woken: AtomicBool::new(false), inner: cx.waker().clone() });
+            let waker = Waker::from(detector.clone());
+            if let Poll::Ready(item) = this.stream.poll_next_unpin(&mut Context::from_waker(&waker)) {
+                return Poll::Ready(item);
+            }
+            if !detector.woken.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        if this.running.is_empty() {
+            while let Poll::Ready(Some(batch)) = this.queue.rx.poll_recv(cx) {
+                this.running.push(batch);
+            }
+        }
+        while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {}
+        Poll::Pending
+    }
 }

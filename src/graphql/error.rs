@@ -56,6 +56,9 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// An upstream service did not answer within the operation's deadline.
     UpstreamTimeout,
+    /// The event-log position is older than retention: refetch, then continue from
+    /// `extensions.latestSeq`.
+    ResyncRequired,
 }
 
 impl ErrorCode {
@@ -84,6 +87,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            Self::ResyncRequired => "RESYNC_REQUIRED",
         }
     }
 }
@@ -100,6 +104,15 @@ pub fn rate_limited(retry: crate::infra::rate_limit::RetryAfter) -> Error {
         ext.set("code", ErrorCode::RateLimited.as_str());
         ext.set("retryAfterSeconds", seconds);
     })
+}
+
+/// `RESYNC_REQUIRED` with `latestSeq`.
+pub fn resync_required(latest: i64) -> Error {
+    Error::new("afterSeq is older than the event log keeps: refetch, then continue from extensions.latestSeq")
+        .extend_with(move |_, ext| {
+            ext.set("code", ErrorCode::ResyncRequired.as_str());
+            ext.set("latestSeq", latest);
+        })
 }
 
 /// Maps a domain error to its public code; internal causes are logged, not shown.

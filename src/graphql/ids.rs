@@ -19,6 +19,10 @@ pub enum NodeType {
     Comment,
     /// `Device` (not a `Node`: only its owner sees it)
     Device,
+    /// `Conversation`
+    Conversation,
+    /// `Message`
+    Message,
 }
 
 impl NodeType {
@@ -28,6 +32,8 @@ impl NodeType {
             Self::Post => "Post",
             Self::Comment => "Comment",
             Self::Device => "Device",
+            Self::Conversation => "Conversation",
+            Self::Message => "Message",
         }
     }
 
@@ -37,6 +43,8 @@ impl NodeType {
             "Post" => Some(Self::Post),
             "Comment" => Some(Self::Comment),
             "Device" => Some(Self::Device),
+            "Conversation" => Some(Self::Conversation),
+            "Message" => Some(Self::Message),
             _ => None,
         }
     }

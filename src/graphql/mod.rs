@@ -9,35 +9,52 @@ pub mod error;
 pub mod error_codes;
 pub mod ids;
 pub mod loaders;
+pub mod messaging;
 pub mod mutation;
 pub mod ordering;
 pub mod pagination;
 pub mod parsed;
 pub mod query;
+pub mod realtime;
 pub mod suggestions;
 pub mod types;
 pub mod upstream;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::{app::App, config::LimitSettings};
 
 /// Every query field, merged from the concerns.
 #[derive(MergedObject, Default)]
-pub struct Query(query::SocialQuery, auth::AuthQuery, suggestions::SuggestionsQuery);
+pub struct Query(
+    query::SocialQuery,
+    auth::AuthQuery,
+    suggestions::SuggestionsQuery,
+    messaging::MessagingQuery,
+    realtime::RealtimeQuery,
+);
 
 /// Every mutation, merged from the concerns.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::SocialMutation, auth::AuthMutation);
+pub struct Mutation(
+    mutation::SocialMutation,
+    auth::AuthMutation,
+    messaging::MessagingMutation,
+    realtime::RealtimeMutation,
+);
+
+/// Every subscription, merged from the concerns.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(realtime::RealtimeSubscription);
 
 /// The executable schema.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema with the configured limits; `app` is attached as schema data.
 pub fn build_schema(app: Option<Arc<App>>, limits: &LimitSettings) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)

@@ -28,6 +28,8 @@ pub enum ListKind {
     Following,
     /// `securityEvents`
     SecurityEvents,
+    /// `conversations` (the inbox, keyed by last activity)
+    Conversations,
 }
 
 impl ListKind {
@@ -39,6 +41,7 @@ impl ListKind {
             Self::Followers => "followers",
             Self::Following => "following",
             Self::SecurityEvents => "events",
+            Self::Conversations => "inbox",
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::{
         error::{ErrorCode, rate_limited},
         error_codes::{assign_codes, check_field_count, with_code},
         loaders::Loaders,
+        messaging::loaders::MessagingLoaders,
         ordering::{order_response, selected_operation},
         upstream::UpstreamContext,
     },
@@ -467,7 +468,8 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         &settings.dataloader,
         upstream,
     );
-    let request = request.data(loaders).data(ctx.viewer).data(ctx.client.clone());
+    let messaging = MessagingLoaders::new(app.db.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
+    let request = request.data(loaders).data(messaging).data(ctx.viewer).data(ctx.client.clone());
     let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
     assign_codes(&mut response);
     order_response(&mut response.data, &document, wire.operation_name.as_deref());

@@ -10,6 +10,7 @@ pub mod caching;
 pub mod errors;
 pub mod graphql;
 pub mod health;
+pub mod live;
 pub mod oauth;
 pub mod observe;
 pub mod playground;
@@ -53,6 +54,8 @@ pub fn router(state: HttpState) -> Router {
     let min_compress = state.app.settings.compression.min_bytes;
     let mut router = Router::new()
         .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
+        .route("/graphql/ws", get(live::ws::handler))
+        .route("/graphql/sse", get(live::sse::get_handler).post(live::sse::post_handler))
         .route("/schema.graphql", get(health::schema_sdl))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

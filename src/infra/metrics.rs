@@ -120,6 +120,56 @@ pub struct Metrics {
     pub operation_labels: BoundedLabels,
     /// App versions admitted as label values.
     pub app_version_labels: BoundedLabels,
+    /// Real-time connections, subscriptions and closes.
+    pub live: LiveMetrics,
+}
+
+/// Labels of real-time connection metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LiveLabels {
+    /// `ws` or `sse`.
+    pub transport: String,
+}
+
+/// Labels of WebSocket close counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// The close code sent (or `peer` when the client closed or vanished).
+    pub code: String,
+}
+
+/// Real-time metrics (`bff_live_*`).
+#[derive(Clone, Default)]
+pub struct LiveMetrics {
+    /// Open connections by transport.
+    pub connections: Family<LiveLabels, Gauge>,
+    /// Active subscriptions (all transports).
+    pub subscriptions: Gauge,
+    /// Subscription results sent.
+    pub messages_sent: Counter,
+    /// WebSocket connections ended, by close code.
+    pub closes: Family<CloseLabels, Counter>,
+}
+
+impl LiveMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let live = Self::default();
+        registry.register("live_connections", "Open real-time connections by transport", live.connections.clone());
+        registry.register("live_subscriptions", "Active subscriptions", live.subscriptions.clone());
+        registry.register("live_messages_sent", "Subscription results sent", live.messages_sent.clone());
+        registry.register("live_closes", "WebSocket connections ended, by close code", live.closes.clone());
+        live
+    }
+
+    /// The open-connection gauge of `transport`.
+    pub fn connections_of(&self, transport: &str) -> Gauge {
+        self.connections.get_or_create(&LiveLabels { transport: transport.to_owned() }).clone()
+    }
+
+    /// Counts a WebSocket end.
+    pub fn closed(&self, code: &str) {
+        self.closes.get_or_create(&CloseLabels { code: code.to_owned() }).inc();
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -176,7 +226,9 @@ impl Metrics {
             "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
             upstream_breaker_state.clone(),
         );
+        let live = LiveMetrics::register(&mut registry);
         Self {
+            live,
             registry,
             upstream_calls,
             upstream_seconds,

@@ -1,5 +1,6 @@
 //! Infrastructure: metrics, signing keys and other dependencies that sit behind the domain.
 
+pub mod event_bus;
 pub mod keys;
 pub mod labels;
 pub mod metrics;

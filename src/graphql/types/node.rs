@@ -3,6 +3,7 @@
 use async_graphql::{ID, Interface};
 
 use super::{comment::Comment, post::Post, user::User};
+use crate::graphql::messaging::types::{Conversation, Message};
 
 /// An object with a global id, fetchable with `node(id:)`.
 #[derive(Interface)]
@@ -14,4 +15,8 @@ pub enum Node {
     Post(Post),
     /// A comment.
     Comment(Comment),
+    /// A conversation (only for its members).
+    Conversation(Conversation),
+    /// A message (only for members of its conversation).
+    Message(Message),
 }

@@ -1,0 +1,132 @@
+//! The per-user event log: sequence numbers taken from each user's head row inside the
+//! writing transaction, replay reads, delivery acknowledgements and the retention sweep.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
+};
+
+use super::entities::{event_head, user_event};
+
+/// Takes the next sequence number of each user (ascending ids, so concurrent writers lock
+/// head rows in one order); returns `(user_id, seq)` pairs. The head rows stay locked until
+/// the transaction ends, so sequence numbers commit in order and never leave a gap.
+pub async fn next_seqs(conn: &impl ConnectionTrait, user_ids: &[i64]) -> Result<Vec<(i64, i64)>, DbErr> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted = user_ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let rows: Vec<String> = (0..sorted.len()).map(|i| format!("(${}, 1, 0)", i + 1)).collect();
+    let sql = format!(
+        "INSERT INTO event_heads (user_id, last_seq, pruned_through) VALUES {} \
+         ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + 1 RETURNING user_id, last_seq",
+        rows.join(", ")
+    );
+    #[derive(FromQueryResult)]
+    struct Row {
+        user_id: i64,
+        last_seq: i64,
+    }
+    let values: Vec<Value> = sorted.iter().map(|id| Value::from(*id)).collect();
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    let mut out: Vec<(i64, i64)> =
+        Row::find_by_statement(stmt).all(conn).await?.into_iter().map(|r| (r.user_id, r.last_seq)).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Inserts logged events.
+pub async fn insert(conn: &impl ConnectionTrait, rows: Vec<user_event::ActiveModel>) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    user_event::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// Asks PostgreSQL to tell every listening replica about new events when the transaction
+/// commits (`user_id:seq` pairs; the log stays the source of truth).
+pub async fn notify(conn: &impl ConnectionTrait, channel: &str, pairs: &[(i64, i64)]) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres || pairs.is_empty() {
+        return Ok(());
+    }
+    // NOTIFY payloads are limited to 8000 bytes: chunk.
+    for chunk in pairs.chunks(300) {
+        let payload = chunk.iter().map(|(u, s)| format!("{u}:{s}")).collect::<Vec<_>>().join(",");
+        let stmt = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [channel.into(), payload.into()],
+        );
+        conn.execute_raw(stmt).await?;
+    }
+    Ok(())
+}
+
+/// Events of `user_id` with `seq > after`, in order, at most `limit`.
+pub async fn after(
+    conn: &impl ConnectionTrait,
+    user_id: i64,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<user_event::Model>, DbErr> {
+    user_event::Entity::find()
+        .filter(user_event::Column::UserId.eq(user_id))
+        .filter(user_event::Column::Seq.gt(after))
+        .order_by_asc(user_event::Column::Seq)
+        .limit(limit as u64)
+        .all(conn)
+        .await
+}
+
+/// The head of a user's log (none before their first event).
+pub async fn head(conn: &impl ConnectionTrait, user_id: i64) -> Result<Option<event_head::Model>, DbErr> {
+    event_head::Entity::find_by_id(user_id).one(conn).await
+}
+
+/// Records that `device_id` of `user_id` has received everything up to `seq` (never moves
+/// backwards); returns the stored position.
+pub async fn ack(
+    conn: &impl ConnectionTrait,
+    user_id: i64,
+    device_id: i64,
+    seq: i64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        acked_seq: i64,
+    }
+    let stmt = Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        "INSERT INTO event_acks (user_id, device_id, acked_seq, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, device_id) DO UPDATE SET \
+           acked_seq = CASE WHEN excluded.acked_seq > event_acks.acked_seq THEN excluded.acked_seq ELSE event_acks.acked_seq END, \
+           updated_at = excluded.updated_at \
+         RETURNING acked_seq",
+        [user_id.into(), device_id.into(), seq.into(), at.into()],
+    );
+    Ok(Row::find_by_statement(stmt).one(conn).await?.map(|r| r.acked_seq).unwrap_or(seq))
+}
+
+/// Retention: forgets events older than `older_than` and all but the newest `keep` of each
+/// user, recording in each head how far the log was pruned. Returns the deleted count.
+pub async fn prune(
+    conn: &impl ConnectionTrait,
+    older_than: chrono::DateTime<chrono::Utc>,
+    keep: i64,
+) -> Result<u64, DbErr> {
+    let backend = conn.get_database_backend();
+    let by_age = "UPDATE event_heads SET pruned_through = \
+         (SELECT MAX(e.seq) FROM user_events e WHERE e.user_id = event_heads.user_id AND e.created_at < $1) \
+         WHERE EXISTS (SELECT 1 FROM user_events e WHERE e.user_id = event_heads.user_id \
+           AND e.created_at < $1 AND e.seq > event_heads.pruned_through)";
+    conn.execute_raw(Statement::from_sql_and_values(backend, by_age, [older_than.into()])).await?;
+    let by_count = "UPDATE event_heads SET pruned_through = last_seq - $1 WHERE last_seq - $1 > pruned_through";
+    conn.execute_raw(Statement::from_sql_and_values(backend, by_count, [keep.into()])).await?;
+    let delete = "DELETE FROM user_events WHERE seq <= \
+         (SELECT h.pruned_through FROM event_heads h WHERE h.user_id = user_events.user_id)";
+    Ok(conn.execute_raw(Statement::from_string(backend, delete)).await?.rows_affected())
+}

@@ -1,0 +1,207 @@
+//! Long-lived GraphQL transports: WebSocket ([`ws`], `graphql-transport-ws` and legacy
+//! `graphql-ws`) and Server-Sent Events ([`sse`], GraphQL over SSE in distinct-connections
+//! mode). Both run operations through [`LiveExecutor`], which gives every operation the same
+//! per-request data as `POST /graphql` (viewer, client info, fresh loaders driven by the batch
+//! driver) and counts subscriptions.
+
+pub mod sse;
+pub mod ws;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use async_graphql::{Data, Executor, Request, Response, ServerError};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures_util::{StreamExt, stream::BoxStream};
+
+use crate::{
+    app::App,
+    graphql::{
+        AppSchema, batch_driver,
+        error::ErrorCode,
+        error_codes::{assign_codes, check_field_count, with_code},
+        loaders::Loaders,
+        messaging::loaders::MessagingLoaders,
+        realtime::ResumeFrom,
+        upstream::UpstreamContext,
+    },
+    infra::upstream::{CallScope, TraceContext},
+    request::{ClientInfo, Viewer},
+};
+
+/// Why a live connection's credentials were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    /// No token was sent.
+    #[error("send an access token")]
+    Missing,
+    /// The token is invalid, expired, or its device signed out.
+    #[error("access token is invalid or expired")]
+    Invalid,
+    /// The token belongs to another user than the connection.
+    #[error("the new token belongs to another user")]
+    OtherUser,
+    /// The revocation check failed.
+    #[error("internal error")]
+    Internal,
+}
+
+/// An authenticated live connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Authenticated {
+    /// Who.
+    pub viewer: Viewer,
+    /// When the token expires (seconds since the epoch).
+    pub expires_at: i64,
+}
+
+/// Verifies an access token like the HTTP layer does (signature, expiry, revoked devices).
+pub async fn authenticate_token(app: &App, token: &str) -> Result<Authenticated, AuthFailure> {
+    let token = token.trim();
+    let token = token.strip_prefix("Bearer ").or_else(|| token.strip_prefix("bearer ")).unwrap_or(token).trim();
+    if token.is_empty() {
+        return Err(AuthFailure::Missing);
+    }
+    let verified = app.keys.verify_claims(token).map_err(|_| AuthFailure::Invalid)?;
+    if let Some(device_id) = verified.device_id {
+        match app.gate.allows(verified.user_id, device_id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthFailure::Invalid),
+            Err(err) => {
+                tracing::error!(error = %err, "revocation check failed");
+                return Err(AuthFailure::Internal);
+            }
+        }
+    }
+    let expires_at = expiry(token).unwrap_or(i64::MAX);
+    Ok(Authenticated { viewer: Viewer { user_id: Some(verified.user_id), device_id: verified.device_id }, expires_at })
+}
+
+/// `exp` of an already verified JWT.
+fn expiry(token: &str) -> Option<i64> {
+    let claims = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(claims).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_i64()
+}
+
+/// The token in a `connection_init` (or re-auth `ping`) payload: `authorization` /
+/// `Authorization` (`Bearer …`), `token`, `accessToken`, or `headers.Authorization`.
+pub fn token_in(payload: &serde_json::Value) -> Option<String> {
+    let direct = ["authorization", "Authorization", "token", "accessToken"]
+        .iter()
+        .find_map(|key| payload.get(*key).and_then(|v| v.as_str()));
+    let nested = || {
+        let headers = payload.get("headers")?;
+        ["authorization", "Authorization"].iter().find_map(|key| headers.get(*key).and_then(|v| v.as_str()))
+    };
+    direct.or_else(nested).map(str::to_owned)
+}
+
+/// Runs the operations of one live connection.
+#[derive(Clone)]
+pub struct LiveExecutor {
+    schema: AppSchema,
+    app: Arc<App>,
+    viewer: Viewer,
+    client: ClientInfo,
+    resume: Option<i64>,
+    active: Arc<AtomicUsize>,
+    max_active: usize,
+}
+
+impl LiveExecutor {
+    /// An executor for `viewer`'s connection; `resume` is an SSE `Last-Event-ID`.
+    pub fn new(schema: AppSchema, app: Arc<App>, viewer: Viewer, client: ClientInfo, resume: Option<i64>) -> Self {
+        let max_active = app.settings.realtime.max_subscriptions_per_connection;
+        Self { schema, app, viewer, client, resume, active: Arc::new(AtomicUsize::new(0)), max_active }
+    }
+
+    /// Parses the document (through the shared cache) and applies the field-count limit, as
+    /// the HTTP transport does; the error response when the document is refused.
+    fn admit(&self, request: &mut Request) -> Result<(), Box<Response>> {
+        let document = self.app.parsed.get_or_parse(&request.query).map_err(|err| {
+            Box::new(Response::from_errors(vec![with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed)]))
+        })?;
+        check_field_count(&document, self.app.settings.limits.max_fields)
+            .map_err(|error| Box::new(Response::from_errors(vec![error])))?;
+        request.set_parsed_query(async_graphql::parser::types::ExecutableDocument::clone(&document));
+        Ok(())
+    }
+
+    fn prepare(&self, request: Request, spawner: &batch_driver::BatchSpawner) -> Request {
+        let settings = &self.app.settings;
+        let user = self.viewer.id_or_zero();
+        // Upstream fields resolved over a live connection get the same deadline as a screen,
+        // counted from the start of the operation (or of the subscription).
+        let upstream = UpstreamContext {
+            upstreams: self.app.upstreams.clone(),
+            scope: CallScope::new(self.app.upstreams.screen_deadline, None, TraceContext::new_root()),
+        };
+        let loaders =
+            Loaders::new(self.app.db.clone(), self.app.metrics.clone(), user, spawner, &settings.dataloader, upstream);
+        let messaging = MessagingLoaders::new(self.app.db.clone(), user, spawner, &settings.dataloader);
+        let mut request = request.data(loaders).data(messaging).data(self.viewer).data(self.client.clone());
+        if let Some(seq) = self.resume {
+            request = request.data(ResumeFrom(seq));
+        }
+        if !self.app.documents.introspection_allowed() {
+            request = request.disable_introspection();
+        }
+        request
+    }
+}
+
+/// Decrements the active-subscription count when a subscription ends.
+struct ActiveGuard {
+    active: Arc<AtomicUsize>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.dec();
+    }
+}
+
+impl Executor for LiveExecutor {
+    async fn execute(&self, mut request: Request) -> Response {
+        if let Err(refused) = self.admit(&mut request) {
+            return *refused;
+        }
+        let (spawner, queue) = batch_driver::channel();
+        let request = self.prepare(request, &spawner);
+        let mut response = batch_driver::drive(self.schema.execute(request), queue).await;
+        assign_codes(&mut response);
+        response
+    }
+
+    fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
+        if let Err(refused) = self.admit(&mut request) {
+            return futures_util::stream::once(async move { *refused }).boxed();
+        }
+        if self.active.fetch_add(1, Ordering::AcqRel) >= self.max_active {
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            let message = format!("at most {} subscriptions per connection", self.max_active);
+            let error = with_code(ServerError::new(message, None), ErrorCode::BadRequest);
+            return futures_util::stream::once(async move { Response::from_errors(vec![error]) }).boxed();
+        }
+        let live = &self.app.metrics.live;
+        live.subscriptions.inc();
+        let guard = ActiveGuard { active: self.active.clone(), gauge: live.subscriptions.clone() };
+        let sent = live.messages_sent.clone();
+        let (spawner, queue) = batch_driver::channel();
+        let request = self.prepare(request, &spawner);
+        let stream = self.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default());
+        batch_driver::drive_stream(stream, queue)
+            .map(move |mut response| {
+                let _held = &guard;
+                sent.inc();
+                assign_codes(&mut response);
+                response
+            })
+            .boxed()
+    }
+}

@@ -1,0 +1,361 @@
+//! Real-time over HTTP: long-poll, acknowledgements, retention and `RESYNC_REQUIRED`,
+//! presence, SSE replay-then-live with `Last-Event-ID`, and two replica processes on one
+//! PostgreSQL (events written through one wake subscribers on the other).
+//! The WebSocket transport is tested with the npm `graphql-ws` client in tests/realtime.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{TestDatabase, TestServer, code};
+
+const SEND: &str = "mutation($c: ID!, $k: String!, $b: String!) {
+  sendMessage(input: { conversationId: $c, clientMessageId: $k, body: $b }) { message { seq } } }";
+const POLL: &str = "query($a: Int!, $w: Int) { pollEvents(afterSeq: $a, waitSeconds: $w) {
+  nextAfterSeq hasMore events { seq kind message { body } presence { status user { handle } } } } }";
+
+/// The direct conversation of alice and bob (seeded).
+async fn alice_and_bob(server: &TestServer, alice: &str) -> String {
+    let inbox = server
+        .data(
+            "{ conversations(first: 20) { edges { node { id kind members { user { handle } } } } } }",
+            json!({}),
+            Some(alice),
+        )
+        .await;
+    inbox["conversations"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| {
+            e["node"]["kind"] == "DIRECT"
+                && e["node"]["members"].as_array().expect("members").iter().any(|m| m["user"]["handle"] == "bob")
+        })
+        .and_then(|e| e["node"]["id"].as_str())
+        .expect("alice and bob share a conversation")
+        .to_owned()
+}
+
+async fn send_many(server: &TestServer, token: &str, conversation: &str, label: &str, n: usize) {
+    for i in 0..n {
+        let vars = json!({ "c": conversation, "k": format!("{label}-{i:04}-key"), "b": format!("{label} {i}") });
+        server.data(SEND, vars, Some(token)).await;
+    }
+}
+
+fn seqs(events: &Value) -> Vec<i64> {
+    events.as_array().expect("events").iter().map(|e| e["seq"].as_i64().expect("seq")).collect()
+}
+
+#[tokio::test]
+async fn poll_returns_the_log_acks_and_resync_after_retention() {
+    let server = TestServer::start_with(6, |s| s.realtime.event_retention_count = 5).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let conversation = alice_and_bob(&server, &alice).await;
+    send_many(&server, &alice, &conversation, "poll", 4).await;
+    let polled = server.data(POLL, json!({ "a": 0 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&polled["events"]), vec![1, 2, 3, 4]);
+    assert_eq!(polled["events"][3]["message"]["body"], "poll 3");
+    assert_eq!(polled["nextAfterSeq"], 4);
+    assert_eq!(polled["hasMore"], false);
+    // Nothing new: an immediate poll returns empty, the position unchanged.
+    let empty = server.data(POLL, json!({ "a": 4, "w": 0 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&empty["events"]), Vec::<i64>::new());
+    assert_eq!(empty["nextAfterSeq"], 4);
+    // Acks never move backwards and are clamped to the head.
+    let ack = "mutation($s: Int!) { ackEvents(upToSeq: $s) { ackedSeq } }";
+    assert_eq!(server.data(ack, json!({ "s": 3 }), Some(&bob)).await["ackEvents"]["ackedSeq"], 3);
+    assert_eq!(server.data(ack, json!({ "s": 1 }), Some(&bob)).await["ackEvents"]["ackedSeq"], 3);
+    assert_eq!(server.data(ack, json!({ "s": 99 }), Some(&bob)).await["ackEvents"]["ackedSeq"], 4);
+    // Retention keeps the newest 5: a client at 0 must resync, one at 3 still catches up.
+    send_many(&server, &alice, &conversation, "more", 4).await;
+    let app = server.app();
+    mobile_bff::domain::realtime::log::sweep(&app.db, &app.settings.realtime).await.expect("sweep");
+    let stale = server.gql(POLL, json!({ "a": 0 }), Some(&bob)).await;
+    assert_eq!(code(&stale), "RESYNC_REQUIRED");
+    assert_eq!(stale["errors"][0]["extensions"]["latestSeq"], 8);
+    let recent = server.data(POLL, json!({ "a": 3 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&recent["events"]), vec![4, 5, 6, 7, 8]);
+    let future = server.gql(POLL, json!({ "a": 1000 }), Some(&bob)).await;
+    assert_eq!(code(&future), "RESYNC_REQUIRED");
+    // Bounds and auth.
+    assert_eq!(code(&server.gql(POLL, json!({ "a": 0, "w": 31 }), Some(&bob)).await), "BAD_USER_INPUT");
+    assert_eq!(code(&server.gql(POLL, json!({ "a": -1 }), Some(&bob)).await), "BAD_USER_INPUT");
+    assert_eq!(code(&server.gql(POLL, json!({ "a": 0 }), None).await), "UNAUTHENTICATED");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_poll_returns_when_an_event_arrives() {
+    let server = TestServer::start(6).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let conversation = alice_and_bob(&server, &alice).await;
+    let waiting = server.data(POLL, json!({ "a": 0, "w": 25 }), Some(&bob));
+    let sending = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send_many(&server, &alice, &conversation, "wake", 1).await;
+    };
+    let (polled, ()) = tokio::join!(waiting, sending);
+    assert_eq!(seqs(&polled["pollEvents"]["events"]), vec![1]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn presence_changes_reach_contacts_and_silence_turns_offline() {
+    let server = TestServer::start_with(6, |s| {
+        s.realtime.presence_heartbeat_seconds = 1;
+        s.realtime.presence_grace_seconds = 1;
+    })
+    .await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let beat = "mutation($s: PresenceStatus!) { heartbeat(status: $s) { status user { handle } } }";
+    assert_eq!(server.data(beat, json!({ "s": "ONLINE" }), Some(&bob)).await["heartbeat"]["status"], "ONLINE");
+    // The same status again is not news.
+    server.data(beat, json!({ "s": "ONLINE" }), Some(&bob)).await;
+    server.data(beat, json!({ "s": "AWAY" }), Some(&bob)).await;
+    let polled = server.data(POLL, json!({ "a": 0 }), Some(&alice)).await["pollEvents"]["events"].clone();
+    let statuses: Vec<&str> = polled
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "PRESENCE_CHANGED" && e["presence"]["user"]["handle"] == "bob")
+        .map(|e| e["presence"]["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, vec!["ONLINE", "AWAY"]);
+    let bob_id = server.data("{ user(handle: \"bob\") { id } }", json!({}), None).await["user"]["id"].clone();
+    let presence = "query($ids: [ID!]!) { presence(userIds: $ids) { status } }";
+    assert_eq!(server.data(presence, json!({ "ids": [bob_id] }), Some(&alice)).await["presence"][0]["status"], "AWAY");
+    // After the grace period without a sign of life, the sweep turns bob offline once.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server.app().presence.tick().await.expect("tick");
+    server.app().presence.tick().await.expect("tick");
+    let polled = server.data(POLL, json!({ "a": 0 }), Some(&alice)).await["pollEvents"]["events"].clone();
+    let offline = polled.as_array().expect("events").iter().filter(|e| e["presence"]["status"] == "OFFLINE").count();
+    assert_eq!(offline, 1);
+    assert_eq!(
+        server.data(presence, json!({ "ids": [bob_id] }), Some(&alice)).await["presence"][0]["status"],
+        "OFFLINE"
+    );
+    server.stop().await;
+}
+
+/// One parsed SSE event.
+#[derive(Debug)]
+struct SseEvent {
+    event: String,
+    id: Option<String>,
+    data: Value,
+}
+
+/// An open `/graphql/sse` response, read event by event.
+struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseStream {
+    async fn open(base: &str, token: &str, query: &str, last_event_id: Option<i64>) -> Self {
+        let client = reqwest::Client::new();
+        let mut request = client
+            .post(format!("{base}/graphql/sse"))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "query": query }));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = request.send().await.expect("sse request");
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().expect("type").starts_with("text/event-stream"));
+        Self { response, buffer: String::new() }
+    }
+
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut id, mut data) = (String::new(), None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if event.is_empty() {
+                    continue; // keepalive comment
+                }
+                return Some(SseEvent { event, id, data: serde_json::from_str(&data).unwrap_or(Value::Null) });
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk()).await.ok()?.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The seqs of the next `n` `next` events (their ids must be the seqs).
+    async fn take(&mut self, n: usize) -> Vec<i64> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let event = self.next().await.expect("an event before the timeout");
+            assert_eq!(event.event, "next", "{event:?}");
+            let seq = event.data["data"]["events"]["seq"].as_i64().expect("seq");
+            assert_eq!(event.id.as_deref(), Some(seq.to_string().as_str()), "id: is the seq");
+            out.push(seq);
+        }
+        out
+    }
+}
+
+const EVENTS: &str = "subscription { events(afterSeq: 0) { seq kind } }";
+
+#[tokio::test]
+async fn sse_replays_then_goes_live_and_resumes_with_last_event_id() {
+    let server = TestServer::start(6).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let conversation = alice_and_bob(&server, &alice).await;
+    send_many(&server, &alice, &conversation, "before", 3).await;
+    let mut stream = SseStream::open(&server.base, &bob, EVENTS, None).await;
+    assert_eq!(stream.take(3).await, vec![1, 2, 3], "replay");
+    send_many(&server, &alice, &conversation, "live", 2).await;
+    assert_eq!(stream.take(2).await, vec![4, 5], "live, no duplicate of the replay");
+    drop(stream);
+    send_many(&server, &alice, &conversation, "away", 3).await;
+    // Last-Event-ID overrides the query's afterSeq: 0.
+    let mut resumed = SseStream::open(&server.base, &bob, EVENTS, Some(5)).await;
+    assert_eq!(resumed.take(3).await, vec![6, 7, 8]);
+    // Shutdown ends the stream without `complete`, so clients reconnect.
+    let base = server.base.clone();
+    server.stop().await;
+    let mut rest = Vec::new();
+    while let Some(event) = resumed.next().await {
+        rest.push(event.event);
+    }
+    assert!(!rest.iter().any(|e| e == "complete"), "{rest:?} from {base}");
+}
+
+/// A `mobile-bff serve` child process on a shared database and data dir (same signing key).
+struct Replica {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Replica {
+    async fn start(database_url: &str, dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
+            .arg("serve")
+            .env_remove("BFF_TEST_DATABASE_URL")
+            .env("BFF_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BFF_DATA_DIR", dir)
+            .env("BFF_DATABASE_URL", database_url)
+            .env("BFF_RATE_LIMITS__ENABLED", "false")
+            .env("BFF_LOG", "warn")
+            .spawn()
+            .expect("spawn mobile-bff");
+        let replica = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(format!("{}/readyz", replica.base)).send().await.is_ok_and(|r| r.status() == 200) {
+                return replica;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("replica did not become ready");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn cli(database_url: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
+        .args(args)
+        .env_remove("BFF_TEST_DATABASE_URL")
+        .env("BFF_DATA_DIR", dir)
+        .env("BFF_DATABASE_URL", database_url)
+        .env("BFF_LOG", "warn")
+        .output()
+        .expect("run mobile-bff");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_owned()
+}
+
+/// Needs PostgreSQL (`.ci/run` runs it with `BFF_TEST_DATABASE_URL`): LISTEN/NOTIFY between
+/// two server processes.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with BFF_TEST_DATABASE_URL=postgres://… -- --ignored"]
+async fn an_event_written_on_one_replica_reaches_a_subscriber_on_another() {
+    assert!(std::env::var("BFF_TEST_DATABASE_URL").is_ok(), "BFF_TEST_DATABASE_URL must be set for this test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = TestDatabase::create(dir.path()).await;
+    cli(&database.url, dir.path(), &["seed", "--users", "6"]);
+    let (alice, bob) = (
+        cli(&database.url, dir.path(), &["token", "--user", "alice"]),
+        cli(&database.url, dir.path(), &["token", "--user", "bob"]),
+    );
+    let mut a = Replica::start(&database.url, dir.path()).await;
+    let b = Replica::start(&database.url, dir.path()).await;
+    let client = reqwest::Client::new();
+    let post = |base: String, token: String, query: &'static str, variables: Value| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .expect("request");
+            let body: Value = response.json().await.expect("json");
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"].clone()
+        }
+    };
+    let inbox =
+        post(a.base.clone(), alice.clone(), "{ conversations(first: 10) { edges { node { id kind } } } }", json!({}))
+            .await;
+    let conversation = inbox["conversations"]["edges"][0]["node"]["id"].as_str().expect("id").to_owned();
+    let members = post(
+        a.base.clone(),
+        bob.clone(),
+        "query($id: ID!) { conversation(id: $id) { id } }",
+        json!({ "id": conversation }),
+    );
+    members.await;
+    let send = |base: String, label: &'static str, n: usize| {
+        let post = &post;
+        let (alice, conversation) = (alice.clone(), conversation.clone());
+        async move {
+            for i in 0..n {
+                let vars =
+                    json!({ "c": conversation, "k": format!("{label}-{i:04}-key"), "b": format!("{label} {i}") });
+                post(base.clone(), alice.clone(), SEND, vars).await;
+            }
+        }
+    };
+    // Bob listens on A; alice writes through B.
+    let mut on_a = SseStream::open(&a.base, &bob, EVENTS, None).await;
+    send(b.base.clone(), "via-b", 5).await;
+    assert_eq!(on_a.take(5).await, vec![1, 2, 3, 4, 5], "woken through LISTEN/NOTIFY");
+    // A dies; alice keeps writing through B; bob reconnects to B from his last seq.
+    a.kill();
+    drop(on_a);
+    send(b.base.clone(), "after-kill", 5).await;
+    let mut on_b = SseStream::open(&b.base, &bob, EVENTS, Some(5)).await;
+    assert_eq!(on_b.take(5).await, vec![6, 7, 8, 9, 10], "nothing lost, nothing duplicated");
+    send(b.base.clone(), "live", 1).await;
+    assert_eq!(on_b.take(1).await, vec![11]);
+    drop(on_b);
+    drop(b);
+    database.destroy().await;
+}

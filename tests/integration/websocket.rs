@@ -1,0 +1,189 @@
+//! `/graphql/ws` with a raw WebSocket client (tokio-tungstenite): both subprotocols, re-auth
+//! by `ping`, token expiry, limits, init timeout, idle drop, shutdown with 1001, metrics.
+//! Replay and reconnect behaviour is tested with the npm `graphql-ws` client (tests/realtime).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, protocol::frame::coding::CloseCode},
+};
+
+use crate::common::TestServer;
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &TestServer, protocol: &str) -> Ws {
+    let url = format!("{}/graphql/ws", server.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
+    let (ws, response) = connect_async(request).await.expect("upgrade");
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    ws
+}
+
+async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::Text(message.to_string().into())).await.expect("send");
+}
+
+/// The next JSON message (pings skipped), or the close frame as `{"close": code, "reason": …}`.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("json"),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) =
+                    frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                return json!({ "close": code, "reason": reason });
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return json!({ "close": 1006 }),
+        }
+    }
+}
+
+async fn init(ws: &mut Ws, token: &str) {
+    send(ws, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })).await;
+    assert_eq!(next(ws).await["type"], "connection_ack");
+}
+
+const EVENTS: &str = "subscription { events(afterSeq: 0) { seq kind message { body sender { handle } } } }";
+
+async fn send_message(server: &TestServer, token: &str, body: &str) {
+    let inbox = server
+        .data(
+            "{ conversations(first: 10) { edges { node { id kind members { user { handle } } } } } }",
+            json!({}),
+            Some(token),
+        )
+        .await;
+    let id = inbox["conversations"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| e["node"]["kind"] == "DIRECT" && e["node"]["members"].to_string().contains("\"bob\""))
+        .and_then(|e| e["node"]["id"].as_str())
+        .expect("alice-bob")
+        .to_owned();
+    let key = format!("ws-{}", uuid::Uuid::new_v4().simple());
+    let send = "mutation($c: ID!, $k: String!, $b: String!) { sendMessage(input: { conversationId: $c, clientMessageId: $k, body: $b }) { message { seq } } }";
+    server.data(send, json!({ "c": id, "k": key, "b": body }), Some(token)).await;
+}
+
+#[tokio::test]
+async fn both_subprotocols_deliver_events() {
+    let server = TestServer::start(6).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let mut modern = connect(&server, "graphql-transport-ws").await;
+    init(&mut modern, &bob).await;
+    send(&mut modern, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
+    let mut legacy = connect(&server, "graphql-ws").await;
+    init(&mut legacy, &bob).await;
+    send(&mut legacy, json!({ "id": "7", "type": "start", "payload": { "query": EVENTS } })).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send_message(&server, &alice, "to both").await;
+    let got = next(&mut modern).await;
+    assert_eq!(got["type"], "next");
+    assert_eq!(got["payload"]["data"]["events"]["message"]["body"], "to both");
+    let got = next(&mut legacy).await;
+    assert_eq!(got["type"], "data");
+    assert_eq!(got["id"], "7");
+    assert_eq!(got["payload"]["data"]["events"]["message"]["sender"]["handle"], "alice");
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("bff_live_connections{transport=\"ws\"} 2"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_have_close_codes() {
+    let server = TestServer::start_with(6, |s| {
+        s.realtime.ws_init_timeout_seconds = 1;
+        s.realtime.max_connections_per_user = 1;
+        s.realtime.max_subscriptions_per_connection = 1;
+    })
+    .await;
+    let bob = server.token("bob").await;
+    // No subprotocol: a JSON 400, no upgrade.
+    let plain = server.client.get(format!("{}/graphql/ws", server.base)).send().await.expect("get");
+    assert_eq!(plain.status(), 400);
+    // No token, a bad token, a subscribe before init: 4401.
+    let mut ws = connect(&server, "graphql-transport-ws").await;
+    send(&mut ws, json!({ "type": "connection_init", "payload": {} })).await;
+    assert_eq!(next(&mut ws).await["close"], 4401);
+    let mut ws = connect(&server, "graphql-transport-ws").await;
+    send(&mut ws, json!({ "type": "connection_init", "payload": { "authorization": "Bearer nope" } })).await;
+    assert_eq!(next(&mut ws).await["close"], 4401);
+    let mut ws = connect(&server, "graphql-transport-ws").await;
+    send(&mut ws, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
+    assert_eq!(next(&mut ws).await["close"], 4401);
+    // Silence after the upgrade: 4408.
+    let mut ws = connect(&server, "graphql-transport-ws").await;
+    assert_eq!(next(&mut ws).await["close"], 4408);
+    // One connection per user here: the second gets 4429.
+    let mut first = connect(&server, "graphql-transport-ws").await;
+    init(&mut first, &bob).await;
+    let mut second = connect(&server, "graphql-transport-ws").await;
+    send(&mut second, json!({ "type": "connection_init", "payload": { "token": bob } })).await;
+    assert_eq!(next(&mut second).await["close"], 4429);
+    // One subscription per connection here: the second gets an error and completes.
+    send(&mut first, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
+    send(&mut first, json!({ "id": "2", "type": "subscribe", "payload": { "query": EVENTS } })).await;
+    let refused = next(&mut first).await;
+    assert_eq!(refused["id"], "2");
+    assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    assert_eq!(next(&mut first).await["type"], "complete");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_on_the_socket_unless_renewed_by_ping() {
+    let server = TestServer::start_with(6, |s| s.auth.leeway_seconds = 0).await;
+    let keys = &server.app().keys;
+    let bob_id = mobile_bff::db::users::by_handle(server.app().db.conn(), "bob").await.expect("q").expect("bob").id;
+    let short = keys.mint(bob_id, Some(2)).expect("mint");
+    let fresh = keys.mint(bob_id, Some(600)).expect("mint");
+    let alice = server.token("alice").await;
+    // Renewed: still open after the first token expired.
+    let mut renewed = connect(&server, "graphql-transport-ws").await;
+    init(&mut renewed, &short).await;
+    send(&mut renewed, json!({ "type": "ping", "payload": { "authorization": format!("Bearer {fresh}") } })).await;
+    assert_eq!(next(&mut renewed).await["type"], "pong");
+    // Not renewed: closed with 4401 when the token expires.
+    let mut stale = connect(&server, "graphql-transport-ws").await;
+    init(&mut stale, &short).await;
+    let closed = next(&mut stale).await;
+    assert_eq!(closed["close"], 4401, "{closed}");
+    send(&mut renewed, json!({ "type": "ping" })).await;
+    assert_eq!(next(&mut renewed).await["type"], "pong", "the renewed socket outlived the first token");
+    // A token of someone else is not a renewal.
+    send(&mut renewed, json!({ "type": "ping", "payload": { "token": alice } })).await;
+    assert_eq!(next(&mut renewed).await["close"], 4403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn silent_peers_are_dropped_and_shutdown_says_going_away() {
+    let server = TestServer::start_with(6, |s| {
+        s.realtime.ws_ping_interval_seconds = 1;
+        s.realtime.ws_idle_timeout_seconds = 2;
+    })
+    .await;
+    let bob = server.token("bob").await;
+    let mut silent = connect(&server, "graphql-transport-ws").await;
+    init(&mut silent, &bob).await;
+    // Not reading means not answering pings: the server gives up on this connection.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let end = next(&mut silent).await;
+    assert!(end["close"] == 1001 || end["close"] == 1006, "{end}");
+    let mut active = connect(&server, "graphql-transport-ws").await;
+    init(&mut active, &bob).await;
+    send(&mut active, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(async move { server.stop().await });
+    let end = next(&mut active).await;
+    assert_eq!(end["close"], u16::from(CloseCode::Away), "{end}");
+    stopping.await.expect("stopped");
+}
