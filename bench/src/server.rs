@@ -223,15 +223,15 @@ impl Dataset {
         let seed = dataset.product_command(bins, &["seed", "--users", &args.users.to_string()]);
         run_to_end(seed, "mobile-bff seed", SEED_TIMEOUT)?;
         eprintln!("bench: seeded {} users on {} in {:.1} s", args.users, backend, started.elapsed().as_secs_f64());
-        let token = dataset.product_command(bins, &["token", "--user", "alice", "--ttl", "1800"]);
-        let stdout = run_to_end(token, "mobile-bff token", Duration::from_secs(60))?;
-        dataset.token = stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
-            .context("no token printed")?;
+        dataset.token = dataset.token_for(bins, "alice")?;
         Ok(dataset)
+    }
+
+    /// A 30-minute access token for the seeded user `handle`, from `mobile-bff token`.
+    pub fn token_for(&self, bins: &Binaries, handle: &str) -> anyhow::Result<String> {
+        let token = self.product_command(bins, &["token", "--user", handle, "--ttl", "1800"]);
+        let stdout = run_to_end(token, "mobile-bff token", Duration::from_secs(60))?;
+        stdout.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned()).context("no token printed")
     }
 
     /// `mobile-bff <args>` with this dataset's environment (and no inherited `BFF_*`).
