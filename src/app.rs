@@ -11,6 +11,7 @@ use crate::{
         documents::{DocumentError, DocumentStore},
         realtime::presence::Presence,
     },
+    graphql::parsed::ParsedDocuments,
     infra::{
         event_bus::EventBus,
         keys::{KeyError, SigningKeys},
@@ -18,6 +19,7 @@ use crate::{
         pins::{self, Pin, PinError},
         rate_limit::RateLimiter,
         redis::Redis,
+        upstream::{BuildError, Upstreams},
     },
 };
 
@@ -47,6 +49,9 @@ pub enum StartError {
     /// A manifest in `persisted.manifest_dir` could not be imported.
     #[error("persisted documents: {0}")]
     Documents(#[from] DocumentError),
+    /// An upstream client could not be built.
+    #[error("upstreams: {0}")]
+    Upstreams(#[from] BuildError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -80,6 +85,10 @@ pub struct App {
     pub pins: Vec<Pin>,
     /// Token pairs of recent refreshes (grace window for concurrent refreshes).
     pub recent_pairs: RecentPairs,
+    /// HTTP services screens aggregate (recommendations, link previews), with their caches.
+    pub upstreams: Arc<Upstreams>,
+    /// Parsed GraphQL documents by query text.
+    pub parsed: ParsedDocuments,
     /// Wakes real-time subscribers when their event log grows.
     pub bus: Arc<EventBus>,
     /// Presence of users connected to this replica.
@@ -113,6 +122,7 @@ impl App {
         let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
         let pins = pins::pins(&settings.pins)?;
         let recent_pairs = RecentPairs::new(settings.auth.refresh_grace_seconds);
+        let upstreams = Arc::new(Upstreams::new(&settings.upstreams, metrics.clone())?);
         let bus = Arc::new(EventBus::new());
         let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
         Ok(Arc::new(Self {
@@ -126,6 +136,8 @@ impl App {
             limits,
             pins,
             recent_pairs,
+            upstreams,
+            parsed: ParsedDocuments::default(),
             bus,
             presence,
             closing: tokio::sync::watch::Sender::new(false),

@@ -83,6 +83,8 @@ pub struct Settings {
     pub pins: Vec<crate::infra::pins::PinSource>,
     /// Registered OAuth2 public clients (mobile apps) for the authorization-code + PKCE flow.
     pub oauth_clients: Vec<OAuthClient>,
+    /// HTTP services a screen aggregates (recommendations, link previews).
+    pub upstreams: crate::infra::upstream::UpstreamsSettings,
     /// Real-time: event log, subscriptions, sockets, presence.
     pub realtime: crate::domain::realtime::settings::RealtimeSettings,
 }
@@ -121,6 +123,7 @@ impl Default for Settings {
             trust_forwarded_for: false,
             pins: Vec::new(),
             oauth_clients: Vec::new(),
+            upstreams: crate::infra::upstream::UpstreamsSettings::default(),
             realtime: Default::default(),
         }
     }
@@ -386,6 +389,7 @@ impl Settings {
         if limits.max_body_bytes < 1024 {
             return Err(ConfigError::OutOfRange("limits.max_body_bytes must be ≥ 1024".into()));
         }
+        self.upstreams.validate().map_err(ConfigError::OutOfRange)?;
         if self.dataloader.max_batch_size == 0 {
             return Err(ConfigError::OutOfRange("dataloader.max_batch_size must be positive".into()));
         }

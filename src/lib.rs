@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod example_upstream;
 pub mod graphql;
 pub mod http;
 pub mod infra;

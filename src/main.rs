@@ -1,5 +1,5 @@
-//! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token`, `tokens` and
-//! `schema`.
+//! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token`, `tokens`, `schema`,
+//! `documents` and `example-upstream`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -69,6 +69,16 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     Schema,
+    /// Run the example recommendations service (docs/upstreams.md) over this database; point
+    /// `BFF_UPSTREAMS__RECOMMENDATIONS__BASE_URL` at it.
+    ExampleUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: std::net::SocketAddr,
+        /// Extra latency added to every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
     /// Manage persisted documents (trusted operations from client codegen).
     Documents {
         #[command(subcommand)]
@@ -222,6 +232,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = DocumentStore::new(db, redis, settings.persisted.clone());
             let report = store.import(&bytes, app_version.as_deref()).await?;
             println!("imported {} operations from {}", report.imported, file.display());
+        }
+        Command::ExampleUpstream { listen, latency_ms } => {
+            let db = open_db(&settings).await?;
+            let router = mobile_bff::example_upstream::router(db, std::time::Duration::from_millis(latency_ms));
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            println!(
+                "example recommendations service on http://{} (BFF_UPSTREAMS__RECOMMENDATIONS__BASE_URL=http://{0})",
+                listener.local_addr()?
+            );
+            axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
         }
         Command::Schema => {}
     }

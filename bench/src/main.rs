@@ -11,10 +11,12 @@ mod baseline;
 mod http;
 mod load;
 mod machine;
+mod realtime;
 mod report;
 mod scenarios;
 mod server;
 mod transport;
+mod upstreams;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -64,6 +66,9 @@ pub struct RunArgs {
     /// Concurrent connections of the load generator (each sends one request at a time).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub concurrency: u64,
+    /// WebSocket connections of B5/B6 (0 skips them).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=50_000))]
+    pub sockets: u64,
     /// Users in the seeded demo dataset.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=100_000))]
     pub users: u64,

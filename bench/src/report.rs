@@ -267,7 +267,7 @@ fn ms(duration: std::time::Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1000.0)
 }
 
-fn measurement_table(runs: &[Measured]) -> String {
+pub(crate) fn measurement_table(runs: &[Measured]) -> String {
     let mut out = String::from(
         "| # | server | workload | req/s | p50 ms | p99 ms | server CPU s / 1k req | server peak RSS MiB | \
          response bytes | errors | generator CPU |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",

@@ -99,12 +99,31 @@ async fn measure(
         let updated = crate::report::replace_block(&text, "transport", &transport.markdown())?;
         std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
     }
-    let mut baseline = Server::baseline(bins, dataset, pinning).await?;
     let config = LoadConfig {
         concurrency: usize::try_from(args.concurrency)?,
         warmup: args.warmup(),
         duration: args.duration(),
     };
+    let backend = if args.pg.is_some() { "postgres" } else { "sqlite" };
+    let upstreams = crate::upstreams::measure(bins, dataset, pinning, &mut product, config, backend).await?;
+    println!("{}", upstreams.markdown());
+    if let Some(path) = &args.write_docs {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let updated = crate::report::replace_block(&text, &format!("upstreams-{backend}"), &upstreams.markdown())?;
+        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
+    }
+    anyhow::ensure!(upstreams.passed(), "U1 failed: upstream calls per screen not constant, or a run had errors");
+    if args.sockets > 0 {
+        let realtime = realtime(args, pinning, bins, dataset, backend).await?;
+        println!("{}", realtime.markdown());
+        if let Some(path) = &args.write_docs {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let updated = crate::report::replace_block(&text, &format!("realtime-{backend}"), &realtime.markdown())?;
+            std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
+        }
+        anyhow::ensure!(realtime.complete(), "B6 failed: an event did not reach every socket");
+    }
+    let mut baseline = Server::baseline(bins, dataset, pinning).await?;
 
     let feed = RequestSpec::post_json(
         "/graphql",
@@ -169,6 +188,26 @@ async fn measure(
         runs.push(Measured { bench, server: server_name, workload, response_bytes, result });
     }
     Ok((statements, Some(LoadResults { runs, feed_equivalence, scaling_nodes: (small_nodes, large_nodes) })))
+}
+
+/// B5/B6/R1 on a product process of their own (per-user connection cap raised, no rate limits).
+async fn realtime(
+    args: &RunArgs,
+    pinning: &Pinning,
+    bins: &Binaries,
+    dataset: &Dataset,
+    backend: &'static str,
+) -> anyhow::Result<crate::realtime::RealtimeReport> {
+    let limit = crate::realtime::raise_fd_limit();
+    let sockets = usize::try_from(args.sockets)?;
+    anyhow::ensure!(limit >= args.sockets + 1000, "open-file limit {limit} too low for {sockets} sockets");
+    let settings = [
+        ("BFF_REALTIME__MAX_CONNECTIONS_PER_USER", (2 * sockets + 100).to_string()),
+        ("BFF_RATE_LIMITS__ENABLED", "false".to_owned()),
+    ];
+    let server = Server::product_with(bins, dataset, pinning, "mobile-bff-realtime", &settings).await?;
+    let bob = dataset.token_for(bins, "bob")?;
+    crate::realtime::measure(&server, &dataset.token, &bob, sockets, backend).await
 }
 
 /// `bff_db_statements_total` of the product.

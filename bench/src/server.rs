@@ -223,15 +223,15 @@ impl Dataset {
         let seed = dataset.product_command(bins, &["seed", "--users", &args.users.to_string()]);
         run_to_end(seed, "mobile-bff seed", SEED_TIMEOUT)?;
         eprintln!("bench: seeded {} users on {} in {:.1} s", args.users, backend, started.elapsed().as_secs_f64());
-        let token = dataset.product_command(bins, &["token", "--user", "alice", "--ttl", "1800"]);
-        let stdout = run_to_end(token, "mobile-bff token", Duration::from_secs(60))?;
-        dataset.token = stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
-            .context("no token printed")?;
+        dataset.token = dataset.token_for(bins, "alice")?;
         Ok(dataset)
+    }
+
+    /// A 30-minute access token for the seeded user `handle`, from `mobile-bff token`.
+    pub fn token_for(&self, bins: &Binaries, handle: &str) -> anyhow::Result<String> {
+        let token = self.product_command(bins, &["token", "--user", handle, "--ttl", "1800"]);
+        let stdout = run_to_end(token, "mobile-bff token", Duration::from_secs(60))?;
+        stdout.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned()).context("no token printed")
     }
 
     /// `mobile-bff <args>` with this dataset's environment (and no inherited `BFF_*`).
@@ -306,10 +306,23 @@ pub struct Server {
 impl Server {
     /// Starts `mobile-bff serve` on the server core.
     pub async fn product(bins: &Binaries, dataset: &Dataset, pinning: &Pinning) -> anyhow::Result<Self> {
+        Self::product_with(bins, dataset, pinning, "mobile-bff", &[]).await
+    }
+
+    /// Starts `mobile-bff serve` on the server core with extra `BFF_*` settings; `name` also
+    /// names its log file.
+    pub async fn product_with(
+        bins: &Binaries,
+        dataset: &Dataset,
+        pinning: &Pinning,
+        name: &str,
+        settings: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let mut command = pinning.server_command(&bins.product);
         command.arg("serve");
         dataset.environment(&mut command);
+        command.envs(settings.iter().map(|(k, v)| (*k, v.as_str())));
         command.env("BFF_LISTEN", addr.to_string()).current_dir(&bins.repo);
         // One simulated client sends thousands of queries a second: raise its query budget far
         // above any load here, so the limiter is still consulted on every request (its cost is
@@ -317,7 +330,18 @@ impl Server {
         command
             .env("BFF_RATE_LIMITS__QUERY_CLIENT__PER_MINUTE", UNLIMITED_BUDGET)
             .env("BFF_RATE_LIMITS__QUERY_CLIENT__BURST", UNLIMITED_BUDGET);
-        Self::start("mobile-bff", command, addr, dataset).await
+        Self::start(name, command, addr, dataset).await
+    }
+
+    /// Starts `mobile-bff example-upstream` (the example recommendations service) on the
+    /// server core, reading the same dataset.
+    pub async fn example_upstream(bins: &Binaries, dataset: &Dataset, pinning: &Pinning) -> anyhow::Result<Self> {
+        let addr = free_port()?;
+        let mut command = pinning.server_command(&bins.product);
+        command.arg("example-upstream").arg("--listen").arg(addr.to_string());
+        dataset.environment(&mut command);
+        command.current_dir(&bins.repo);
+        Self::start("example-upstream", command, addr, dataset).await
     }
 
     /// Starts `bench baseline-server` on the server core.

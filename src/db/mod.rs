@@ -15,6 +15,7 @@ pub mod keyset;
 pub mod messaging;
 pub mod posts;
 pub mod stats;
+pub mod suggestions;
 pub mod users;
 
 use std::{ops::Deref, path::Path, sync::Arc, time::Duration};

@@ -51,6 +51,11 @@ pub enum ErrorCode {
     PersistedQueryRequired,
     /// Too many requests: retry after `extensions.retryAfterSeconds`.
     RateLimited,
+    /// An upstream service behind this field is down, refused the request or is not
+    /// configured (`extensions.reason`, `extensions.upstream`); the rest of the data is valid.
+    UpstreamUnavailable,
+    /// An upstream service did not answer within the operation's deadline.
+    UpstreamTimeout,
     /// The event-log position is older than retention: refetch, then continue from
     /// `extensions.latestSeq`.
     ResyncRequired,
@@ -80,6 +85,8 @@ impl ErrorCode {
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
+            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             Self::ResyncRequired => "RESYNC_REQUIRED",
         }
     }

@@ -1,31 +1,16 @@
-//! A schema extension that gives parse, validation and limit errors their stable
-//! `extensions.code`, and records the executed operation's name for metrics.
-
-use std::sync::{Arc, Mutex};
+//! Stable `extensions.code` for the errors async-graphql raises itself (parse, validation,
+//! limits, argument coercion), and the field-count limit.
+//!
+//! This used to be a schema extension; any extension makes async-graphql take its slow path
+//! for every field (a registry lookup and a boxed hook chain per resolved field), so the codes
+//! are now assigned by the HTTP layer, which parses the document itself and sees the response.
 
 use async_graphql::{
-    Response, ServerError, ServerResult, ValidationResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation},
+    Response, ServerError, ServerResult,
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
 use super::error::ErrorCode;
-
-/// Factory registered on the schema; `max_fields` bounds the selections of one document.
-pub struct ErrorCodes {
-    /// Most field selections (aliases included, fragments counted once) in one document.
-    pub max_fields: usize,
-}
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension { max_fields: self.max_fields })
-    }
-}
-
-struct ErrorCodesExtension {
-    max_fields: usize,
-}
 
 /// Counts field selections in every operation and fragment of a document.
 pub fn count_fields(document: &ExecutableDocument) -> usize {
@@ -42,17 +27,6 @@ pub fn count_fields(document: &ExecutableDocument) -> usize {
     let operations: usize = document.operations.iter().map(|(_, op)| count(&op.node.selection_set.node)).sum();
     let fragments: usize = document.fragments.values().map(|f| count(&f.node.selection_set.node)).sum();
     operations + fragments
-}
-
-/// Where the executed operation's name is written (request data).
-#[derive(Clone, Default)]
-pub struct OperationName(pub Arc<Mutex<Option<String>>>);
-
-impl OperationName {
-    /// The recorded name, if any.
-    pub fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|n| n.clone())
-    }
 }
 
 /// Refuses a document with more than `max_fields` field selections.
@@ -84,56 +58,20 @@ fn classify_validation(err: &ServerError) -> ErrorCode {
     }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document =
-            next.run(ctx, query, variables).await.map_err(|e| with_code(e, ErrorCode::GraphqlParseFailed))?;
-        let fields = count_fields(&document);
-        if fields > self.max_fields {
-            let message = format!("the document selects {fields} fields; at most {} are allowed", self.max_fields);
-            return Err(with_code(ServerError::new(message, None), ErrorCode::QueryTooComplex));
-        }
-        Ok(document)
+/// Gives every error of an executed response that has no code its code: with no `data` and
+/// no path, the operation never ran — a validation failure ([`classify_validation`]); otherwise
+/// async-graphql rejected an argument or variable while executing, which is the client's input.
+pub fn assign_codes(response: &mut Response) {
+    if response.errors.is_empty() {
+        return;
     }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| {
-                    let code = classify_validation(&e);
-                    with_code(e, code)
-                })
-                .collect()
+    let never_ran = response.data == async_graphql::Value::Null;
+    let errors = std::mem::take(&mut response.errors);
+    response.errors = errors
+        .into_iter()
+        .map(|e| {
+            let code = if never_ran && e.path.is_empty() { classify_validation(&e) } else { ErrorCode::BadUserInput };
+            with_code(e, code)
         })
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        if let (Some(name), Ok(slot)) = (operation_name, ctx.data::<OperationName>())
-            && let Ok(mut slot) = slot.0.lock()
-        {
-            *slot = Some(name.to_owned());
-        }
-        let mut response = next.run(ctx, operation_name).await;
-        // Errors raised by async-graphql itself while executing (argument coercion, for
-        // example) carry no code: they are always about the client's input.
-        response.errors = response.errors.into_iter().map(|e| with_code(e, ErrorCode::BadUserInput)).collect();
-        response
-    }
+        .collect();
 }

@@ -11,7 +11,10 @@ use std::{collections::HashMap, sync::Arc};
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::DbErr;
 
-use super::batch_driver::BatchSpawner;
+use super::{
+    batch_driver::BatchSpawner,
+    upstream::{LinkPreviewLoader, SuggestionsLoader, UpstreamContext},
+};
 use crate::{
     config::DataLoaderSettings,
     db::{
@@ -247,6 +250,10 @@ pub struct Loaders {
     pub newest_posts: DataLoader<NewestPostsLoader, HashMapCache>,
     /// First page of follow edges per user.
     pub newest_follows: DataLoader<NewestFollowsLoader, HashMapCache>,
+    /// Suggestions per subject user (recommendations service).
+    pub suggestions: DataLoader<SuggestionsLoader, HashMapCache>,
+    /// Link previews per URL.
+    pub link_previews: DataLoader<LinkPreviewLoader, HashMapCache>,
 }
 
 fn loader<T>(inner: T, spawner: &BatchSpawner, settings: &DataLoaderSettings) -> DataLoader<T, HashMapCache>
@@ -267,9 +274,16 @@ impl Loaders {
         viewer: i64,
         spawner: &BatchSpawner,
         settings: &DataLoaderSettings,
+        upstream: UpstreamContext,
     ) -> Self {
         let ctx = LoaderContext { db, metrics, viewer };
+        // One upstream call per batch, split at the service's own limit.
+        let max_subjects = upstream.upstreams.recommendations.max_batch_size();
+        let upstream_settings = DataLoaderSettings { max_batch_size: max_subjects, ..settings.clone() };
+        let page_settings = DataLoaderSettings { max_batch_size: settings.max_batch_size.min(100), ..settings.clone() };
         Self {
+            suggestions: loader(SuggestionsLoader(upstream.clone()), spawner, &upstream_settings),
+            link_previews: loader(LinkPreviewLoader(upstream), spawner, &page_settings),
             users: loader(UserLoader(ctx.clone()), spawner, settings),
             posts: loader(PostLoader(ctx.clone()), spawner, settings),
             media: loader(MediaLoader(ctx.clone()), spawner, settings),
@@ -293,5 +307,7 @@ impl Loaders {
         self.comments.clear::<i64>();
         self.newest_posts.clear::<NewestPostsKey>();
         self.newest_follows.clear::<NewestFollowsKey>();
+        self.suggestions.clear::<i64>();
+        self.link_previews.clear::<String>();
     }
 }

@@ -13,9 +13,12 @@ pub mod messaging;
 pub mod mutation;
 pub mod ordering;
 pub mod pagination;
+pub mod parsed;
 pub mod query;
 pub mod realtime;
+pub mod suggestions;
 pub mod types;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -25,7 +28,13 @@ use crate::{app::App, config::LimitSettings};
 
 /// Every query field, merged from the concerns.
 #[derive(MergedObject, Default)]
-pub struct Query(query::SocialQuery, auth::AuthQuery, messaging::MessagingQuery, realtime::RealtimeQuery);
+pub struct Query(
+    query::SocialQuery,
+    auth::AuthQuery,
+    suggestions::SuggestionsQuery,
+    messaging::MessagingQuery,
+    realtime::RealtimeQuery,
+);
 
 /// Every mutation, merged from the concerns.
 #[derive(MergedObject, Default)]
@@ -49,8 +58,7 @@ pub fn build_schema(app: Option<Arc<App>>, limits: &LimitSettings) -> AppSchema 
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(64)
-        .limit_directives(32)
-        .extension(error_codes::ErrorCodes { max_fields: limits.max_fields });
+        .limit_directives(32);
     if let Some(app) = app {
         builder = builder.data(app);
     }

@@ -36,26 +36,55 @@ pub fn order_response(data: &mut Value, document: &ExecutableDocument, operation
 }
 
 fn reorder(value: &mut Value, sets: &[&SelectionSet], fragments: &Fragments) {
-    match value {
-        Value::List(items) => {
-            for item in items {
-                reorder(item, sets, fragments);
-            }
-        }
-        Value::Object(map) => {
-            let mut order: Vec<(&Name, Vec<&SelectionSet>)> = Vec::new();
-            collect(sets, fragments, &mut order, 0);
-            let mut unordered = std::mem::take(map);
-            for (key, subsets) in order {
-                if let Some(mut child) = unordered.shift_remove(key) {
-                    reorder(&mut child, &subsets, fragments);
-                    map.insert(key.clone(), child);
+    // One plan per selection, shared by every item of a list (a feed of 100 posts computes
+    // the order of a post once, not 100 times).
+    if matches!(value, Value::List(_) | Value::Object(_)) {
+        Plan::new(sets, fragments).apply(value, fragments);
+    }
+}
+
+/// The response keys of a selection in order, with the sub-selections of each.
+struct Plan<'a> {
+    order: Vec<(&'a Name, Vec<&'a SelectionSet>)>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(sets: &[&'a SelectionSet], fragments: &'a Fragments) -> Self {
+        let mut order = Vec::new();
+        collect(sets, fragments, &mut order, 0);
+        Self { order }
+    }
+
+    fn apply(&self, value: &mut Value, fragments: &Fragments) {
+        match value {
+            Value::List(items) => {
+                for item in items {
+                    self.apply(item, fragments);
                 }
             }
-            // Anything not found in the selection (there should be nothing) keeps its place.
-            map.extend(unordered);
+            Value::Object(map) => {
+                // Objects whose fields all finished in selection order need no rebuild.
+                let in_order = map.len() == self.order.len() && map.keys().zip(&self.order).all(|(k, (n, _))| k == *n);
+                if !in_order {
+                    let mut unordered = std::mem::take(map);
+                    for (key, _) in &self.order {
+                        if let Some(child) = unordered.shift_remove(*key) {
+                            map.insert((*key).clone(), child);
+                        }
+                    }
+                    // Anything not found in the selection (there should be nothing) keeps its place.
+                    map.extend(unordered);
+                }
+                for (key, subsets) in &self.order {
+                    if subsets.iter().any(|set| !set.items.is_empty())
+                        && let Some(child) = map.get_mut(*key)
+                    {
+                        reorder(child, subsets, fragments);
+                    }
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
 }
 

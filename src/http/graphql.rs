@@ -27,19 +27,23 @@ use super::{
     auth::authenticate,
     caching,
     errors::error_response,
-    observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes},
+    observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes, RequestId},
     wire::{self, WireRequest},
 };
 use crate::{
     graphql::{
         batch_driver,
         error::{ErrorCode, rate_limited},
-        error_codes::{OperationName, check_field_count, with_code},
+        error_codes::{assign_codes, check_field_count, with_code},
         loaders::Loaders,
         messaging::loaders::MessagingLoaders,
         ordering::{order_response, selected_operation},
+        upstream::UpstreamContext,
     },
-    infra::rate_limit::Limit,
+    infra::{
+        rate_limit::Limit,
+        upstream::{CallScope, TraceContext},
+    },
     request::{ClientInfo, Viewer},
 };
 
@@ -152,6 +156,7 @@ pub async fn post_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
     Extension(ip): Extension<ClientIp>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -204,7 +209,8 @@ pub async fn post_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::POST };
+    let trace = Trace::of(&headers, request_id);
+    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::POST, trace };
     let mut response = match batch {
         Batch::One(request) => match execute(&ctx, request).await {
             Ok(executed) => respond_single(executed, format, None),
@@ -231,6 +237,7 @@ pub async fn get_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
     Extension(ip): Extension<ClientIp>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -251,7 +258,8 @@ pub async fn get_handler(
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
-    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::GET };
+    let trace = Trace::of(&headers, request_id);
+    let ctx = Exchange { state: &state, viewer, client: &client, ip, method: Method::GET, trace };
     match execute(&ctx, request).await {
         Ok(executed) => respond_single(executed, format, Some(&headers)),
         Err(refused) => refused.into_response(),
@@ -271,6 +279,25 @@ struct Exchange<'a> {
     client: &'a ClientInfo,
     ip: ClientIp,
     method: Method,
+    trace: Trace,
+}
+
+/// The ids an operation's upstream calls carry.
+struct Trace {
+    request_id: Option<String>,
+    context: TraceContext,
+}
+
+impl Trace {
+    fn of(headers: &HeaderMap, request_id: Option<Extension<RequestId>>) -> Self {
+        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        Self { request_id: request_id.map(|Extension(id)| id.0), context: TraceContext::from_header(traceparent) }
+    }
+
+    /// A fresh upstream scope: the deadline starts when the operation does.
+    fn scope(&self, deadline: std::time::Duration) -> CallScope {
+        CallScope::new(deadline, self.request_id.clone(), self.context)
+    }
 }
 
 /// An operation refused before execution at the HTTP level.
@@ -307,6 +334,15 @@ struct Executed {
 impl Executed {
     fn failed(error: ServerError, label: String) -> Self {
         Self { response: async_graphql::Response::from_errors(vec![error]), label, is_query: false }
+    }
+}
+
+/// The name of the document's operation when it has exactly one and it is named.
+fn single_operation_name(document: &ExecutableDocument) -> Option<String> {
+    let mut operations = document.operations.iter();
+    match (operations.next(), operations.next()) {
+        (Some((Some(name), _)), None) => Some(name.to_string()),
+        _ => None,
     }
 }
 
@@ -387,8 +423,9 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         Ok(variables) => variables,
         Err(error) => return Ok(Executed::failed(error, label)),
     };
-    // Parse once here: the document is needed again to check the method and order the result.
-    let document = match async_graphql::parser::parse_query(&resolved.query) {
+    // Parse once here (or reuse the tree of the same text): the document is needed again to
+    // check the method and order the result.
+    let document = match app.parsed.get_or_parse(&resolved.query) {
         Ok(document) => document,
         Err(err) => {
             let error = with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed);
@@ -396,6 +433,10 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         }
     };
     let kind = operation_type(&document, wire.operation_name.as_deref());
+    let label = match (&wire.operation_name, single_operation_name(&document)) {
+        (None, Some(name)) => name,
+        _ => label,
+    };
     if ctx.method == Method::GET && kind.is_some_and(|k| k != OperationType::Query) {
         return Err(Refused::MutationOverGet);
     }
@@ -415,21 +456,24 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     if !app.documents.introspection_allowed() {
         request = request.disable_introspection();
     }
-    request.set_parsed_query(document.clone());
+    request.set_parsed_query(ExecutableDocument::clone(&document));
     let (spawner, queue) = batch_driver::channel();
-    let loaders =
-        Loaders::new(app.db.clone(), app.metrics.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
-    let operation_name = OperationName::default();
+    let upstream =
+        UpstreamContext { upstreams: app.upstreams.clone(), scope: ctx.trace.scope(app.upstreams.screen_deadline) };
+    let loaders = Loaders::new(
+        app.db.clone(),
+        app.metrics.clone(),
+        ctx.viewer.id_or_zero(),
+        &spawner,
+        &settings.dataloader,
+        upstream,
+    );
     let messaging = MessagingLoaders::new(app.db.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
-    let request =
-        request.data(loaders).data(messaging).data(ctx.viewer).data(ctx.client.clone()).data(operation_name.clone());
+    let request = request.data(loaders).data(messaging).data(ctx.viewer).data(ctx.client.clone());
     let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
+    assign_codes(&mut response);
     order_response(&mut response.data, &document, wire.operation_name.as_deref());
-    Ok(Executed {
-        response,
-        label: operation_name.get().unwrap_or(label),
-        is_query: kind == Some(OperationType::Query),
-    })
+    Ok(Executed { response, label, is_query: kind == Some(OperationType::Query) })
 }
 
 const REQUEST_ERROR_CODES: [ErrorCode; 10] = [

@@ -26,8 +26,9 @@ const GRAPHIQL_JS: &str = include_str!("../../playground/vendor/graphiql.min.js"
 const GRAPHIQL_CSS: &str = include_str!("../../playground/vendor/graphiql.min.css");
 
 /// The screen queries shipped as playground tabs.
-pub const SCREEN_QUERIES: [(&str, &str); 3] = [
+pub const SCREEN_QUERIES: [(&str, &str); 4] = [
     ("HomeFeed", include_str!("../../playground/queries/HomeFeed.graphql")),
+    ("HomeScreen", include_str!("../../playground/queries/HomeScreen.graphql")),
     ("Profile", include_str!("../../playground/queries/Profile.graphql")),
     ("PostDetail", include_str!("../../playground/queries/PostDetail.graphql")),
 ];

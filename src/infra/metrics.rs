@@ -60,6 +60,23 @@ pub struct LoaderLabels {
     pub loader: String,
 }
 
+/// Labels of an upstream metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// `recommendations` or `link_previews`.
+    pub upstream: String,
+}
+
+/// Labels of an upstream call or cache lookup outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamOutcomeLabels {
+    /// `recommendations` or `link_previews`.
+    pub upstream: String,
+    /// Calls: `ok`, `retried`, or a failure reason (`TIMEOUT`, `HTTP_STATUS`, ...). Cache:
+    /// `hit`, `coalesced` (waited for another request's call) or `miss`.
+    pub outcome: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -89,6 +106,16 @@ pub struct Metrics {
     pub documents: Family<DocumentLabels, Counter>,
     /// Keys per DataLoader batch, by loader.
     pub loader_batch_size: HistogramFamily<LoaderLabels>,
+    /// Upstream call attempts by upstream and outcome.
+    pub upstream_calls: Family<UpstreamOutcomeLabels, Counter>,
+    /// Upstream call latency (one attempt, to the response headers) in seconds.
+    pub upstream_seconds: HistogramFamily<UpstreamLabels>,
+    /// Keys per upstream batch call.
+    pub upstream_batch_size: HistogramFamily<UpstreamLabels>,
+    /// Upstream cache lookups by result.
+    pub upstream_cache: Family<UpstreamOutcomeLabels, Counter>,
+    /// Circuit-breaker state per upstream: 0 closed, 1 half-open, 2 open.
+    pub upstream_breaker_state: Family<UpstreamLabels, Gauge>,
     /// Operation names admitted as label values.
     pub operation_labels: BoundedLabels,
     /// App versions admitted as label values.
@@ -185,10 +212,29 @@ impl Metrics {
         registry.register("persisted_documents", "Persisted-document lookups by outcome", documents.clone());
         let loader_batch_size: HistogramFamily<LoaderLabels> = Family::new_with_constructor(batch_histogram);
         registry.register("dataloader_batch_size", "Keys per DataLoader batch", loader_batch_size.clone());
+        let upstream_calls = Family::<UpstreamOutcomeLabels, Counter>::default();
+        registry.register("upstream_calls", "Upstream call attempts by outcome", upstream_calls.clone());
+        let upstream_seconds: HistogramFamily<UpstreamLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register("upstream_call_duration_seconds", "Upstream call latency", upstream_seconds.clone());
+        let upstream_batch_size: HistogramFamily<UpstreamLabels> = Family::new_with_constructor(batch_histogram);
+        registry.register("upstream_batch_size", "Keys per upstream batch call", upstream_batch_size.clone());
+        let upstream_cache = Family::<UpstreamOutcomeLabels, Counter>::default();
+        registry.register("upstream_cache", "Upstream cache lookups (hit, coalesced, miss)", upstream_cache.clone());
+        let upstream_breaker_state = Family::<UpstreamLabels, Gauge>::default();
+        registry.register(
+            "upstream_breaker_state",
+            "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
+            upstream_breaker_state.clone(),
+        );
         let live = LiveMetrics::register(&mut registry);
         Self {
             live,
             registry,
+            upstream_calls,
+            upstream_seconds,
+            upstream_batch_size,
+            upstream_cache,
+            upstream_breaker_state,
             requests,
             request_seconds,
             db_statements,
@@ -205,6 +251,35 @@ impl Metrics {
     /// Records one DataLoader batch of `size` keys.
     pub fn observe_batch(&self, loader: &str, size: usize) {
         self.loader_batch_size.get_or_create(&LoaderLabels { loader: loader.to_owned() }).observe(size as f64);
+    }
+
+    /// Records cache lookups of one upstream batch.
+    pub fn observe_upstream_cache(&self, upstream: &str, hits: u64, coalesced: u64, misses: u64) {
+        for (outcome, n) in [("hit", hits), ("coalesced", coalesced), ("miss", misses)] {
+            if n > 0 {
+                let labels = UpstreamOutcomeLabels { upstream: upstream.to_owned(), outcome: outcome.to_owned() };
+                self.upstream_cache.get_or_create(&labels).inc_by(n);
+            }
+        }
+    }
+
+    /// Records one upstream call attempt.
+    pub fn observe_upstream_call(&self, upstream: &str, outcome: &str, seconds: Option<f64>) {
+        let labels = UpstreamOutcomeLabels { upstream: upstream.to_owned(), outcome: outcome.to_owned() };
+        self.upstream_calls.get_or_create(&labels).inc();
+        if let Some(seconds) = seconds {
+            self.upstream_seconds.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).observe(seconds);
+        }
+    }
+
+    /// Records the size of one upstream batch call.
+    pub fn observe_upstream_batch(&self, upstream: &str, keys: usize) {
+        self.upstream_batch_size.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).observe(keys as f64);
+    }
+
+    /// Publishes a breaker state (0 closed, 1 half-open, 2 open).
+    pub fn set_breaker_state(&self, upstream: &str, state: i64) {
+        self.upstream_breaker_state.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).set(state);
     }
 
     /// Counts a decompressed request body.

@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod pins;
 pub mod rate_limit;
 pub mod redis;
+pub mod upstream;

@@ -16,4 +16,5 @@ mod mutations;
 mod rate_limits;
 mod realtime;
 mod transport;
+mod upstreams;
 mod websocket;

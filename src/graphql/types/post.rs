@@ -18,6 +18,7 @@ use crate::{
         ids::{self, NodeType},
         loaders::NewestCommentsKey,
         pagination::{ListKind, PageArgs, connection, connection_complexity},
+        upstream::upstream_error,
     },
 };
 
@@ -109,6 +110,28 @@ impl PostMedia {
     }
 }
 
+/// A preview of a linked page.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(cache_control(max_age = 3600))]
+pub struct LinkPreview {
+    /// The link, as posted.
+    pub url: String,
+    /// Title of the page.
+    pub title: Option<String>,
+    /// Description of the page.
+    pub description: Option<String>,
+    /// Name of the site.
+    pub site_name: Option<String>,
+    /// Absolute URL of the preview image.
+    pub image_url: Option<String>,
+}
+
+impl From<crate::infra::upstream::link_preview::LinkPreview> for LinkPreview {
+    fn from(p: crate::infra::upstream::link_preview::LinkPreview) -> Self {
+        Self { url: p.url, title: p.title, description: p.description, site_name: p.site_name, image_url: p.image_url }
+    }
+}
+
 /// A post in a feed or on a profile.
 #[derive(Clone, Debug, SimpleObject)]
 #[graphql(complex, cache_control(max_age = 30))]
@@ -189,6 +212,25 @@ impl Post {
             .map_err(loader_error)?
             .map(User::from)
             .ok_or_else(|| api_error(ErrorCode::NotFound, "author not found"))
+    }
+
+    /// A preview of the first link (title, description, site, image), fetched from the
+    /// linked page and cached. Null when the post has no link or the page has nothing to
+    /// show; null with `UPSTREAM_UNAVAILABLE` (`reason` says why, e.g. `BLOCKED_ADDRESS`) or
+    /// `UPSTREAM_TIMEOUT` when it could not be fetched.
+    async fn link_preview(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LinkPreview>> {
+        let Some(url) = self.links.first() else {
+            return Ok(None);
+        };
+        let outcome = match loaders(ctx)?.link_previews.load_one(url.clone()).await {
+            Ok(outcome) => outcome,
+            Err(never) => match never {},
+        };
+        match outcome {
+            Some(Ok(preview)) => Ok(preview.map(LinkPreview::from)),
+            Some(Err(err)) => Err(upstream_error("link_previews", &err)),
+            None => Ok(None),
+        }
     }
 
     /// Attached media, in display order.

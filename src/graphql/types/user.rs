@@ -109,6 +109,21 @@ impl User {
         ids::encode(NodeType::User, self.row_id)
     }
 
+    /// Accounts related to this one, from the recommendations service ("similar accounts"
+    /// on a profile or an author card). Every user on a screen is asked in one upstream call.
+    /// Null with `UPSTREAM_UNAVAILABLE` / `UPSTREAM_TIMEOUT` when the service cannot answer.
+    #[graphql(complexity = "crate::graphql::suggestions::suggestion_complexity(child_complexity, first)")]
+    async fn related_users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many, 1 to 20 (default 5).")] first: Option<i32>,
+    ) -> async_graphql::Result<Option<Vec<crate::graphql::suggestions::UserSuggestion>>> {
+        use crate::graphql::suggestions::{parse_first, suggestions_for, users};
+        let first = parse_first(first)?;
+        let suggestions = suggestions_for(ctx, self.row_id).await?;
+        Ok(Some(users(ctx, &suggestions.users, first, self.row_id).await?))
+    }
+
     /// Avatar image URL, if the user has one.
     async fn avatar_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let app = app(ctx)?;

@@ -21,13 +21,17 @@ use crate::{
     graphql::{
         AppSchema, batch_driver,
         error::{ErrorCode, rate_limited},
-        error_codes::with_code,
+        error_codes::{assign_codes, check_field_count, with_code},
         loaders::Loaders,
         messaging::loaders::MessagingLoaders,
         ordering::selected_operation,
         realtime::ResumeFrom,
+        upstream::UpstreamContext,
     },
-    infra::rate_limit::Limit,
+    infra::{
+        rate_limit::Limit,
+        upstream::{CallScope, TraceContext},
+    },
     request::{ClientInfo, Viewer},
 };
 
@@ -118,24 +122,42 @@ impl LiveExecutor {
         Self { schema, app, viewer, client, resume, active: Arc::new(AtomicUsize::new(0)), max_active }
     }
 
+    /// Parses the document (through the shared cache) and applies the field-count limit, as
+    /// the HTTP transport does; the operation's type, or the error response when the document
+    /// is refused.
+    fn admit(&self, request: &mut Request) -> Result<Option<OperationType>, Box<Response>> {
+        let document = self.app.parsed.get_or_parse(&request.query).map_err(|err| {
+            Box::new(Response::from_errors(vec![with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed)]))
+        })?;
+        check_field_count(&document, self.app.settings.limits.max_fields)
+            .map_err(|error| Box::new(Response::from_errors(vec![error])))?;
+        let kind = selected_operation(&document, request.operation_name.as_deref()).map(|op| op.node.ty);
+        request.set_parsed_query(async_graphql::parser::types::ExecutableDocument::clone(&document));
+        Ok(kind)
+    }
+
     /// The same rate limits as over HTTP: mutations per user, other operations per client.
-    async fn admit(&self, request: &Request) -> Result<(), Response> {
-        let kind = async_graphql::parser::parse_query(&request.query)
-            .ok()
-            .and_then(|doc| selected_operation(&doc, request.operation_name.as_deref()).map(|op| op.node.ty));
+    async fn throttle(&self, kind: Option<OperationType>) -> Result<(), Box<Response>> {
         let limit = if kind == Some(OperationType::Mutation) { Limit::MutationPerUser } else { Limit::QueryPerClient };
         let key = format!("u{}", self.viewer.id_or_zero());
         self.app.limits.check(limit, &key).await.map_err(|retry| {
             let mut error = rate_limited(retry).into_server_error(async_graphql::Pos::default());
             error.locations.clear();
-            Response::from_errors(vec![error])
+            Box::new(Response::from_errors(vec![error]))
         })
     }
 
     fn prepare(&self, request: Request, spawner: &batch_driver::BatchSpawner) -> Request {
         let settings = &self.app.settings;
         let user = self.viewer.id_or_zero();
-        let loaders = Loaders::new(self.app.db.clone(), self.app.metrics.clone(), user, spawner, &settings.dataloader);
+        // Upstream fields resolved over a live connection get the same deadline as a screen,
+        // counted from the start of the operation (or of the subscription).
+        let upstream = UpstreamContext {
+            upstreams: self.app.upstreams.clone(),
+            scope: CallScope::new(self.app.upstreams.screen_deadline, None, TraceContext::new_root()),
+        };
+        let loaders =
+            Loaders::new(self.app.db.clone(), self.app.metrics.clone(), user, spawner, &settings.dataloader, upstream);
         let messaging = MessagingLoaders::new(self.app.db.clone(), user, spawner, &settings.dataloader);
         let mut request = request.data(loaders).data(messaging).data(self.viewer).data(self.client.clone());
         if let Some(seq) = self.resume {
@@ -162,16 +184,26 @@ impl Drop for ActiveGuard {
 }
 
 impl Executor for LiveExecutor {
-    async fn execute(&self, request: Request) -> Response {
-        if let Err(refused) = self.admit(&request).await {
-            return refused;
+    async fn execute(&self, mut request: Request) -> Response {
+        let kind = match self.admit(&mut request) {
+            Ok(kind) => kind,
+            Err(refused) => return *refused,
+        };
+        if let Err(refused) = self.throttle(kind).await {
+            return *refused;
         }
         let (spawner, queue) = batch_driver::channel();
         let request = self.prepare(request, &spawner);
-        batch_driver::drive(self.schema.execute(request), queue).await
+        let mut response = batch_driver::drive(self.schema.execute(request), queue).await;
+        assign_codes(&mut response);
+        response
     }
 
-    fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
+    fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
+        let kind = match self.admit(&mut request) {
+            Ok(kind) => kind,
+            Err(refused) => return futures_util::stream::once(async move { *refused }).boxed(),
+        };
         if self.active.fetch_add(1, Ordering::AcqRel) >= self.max_active {
             self.active.fetch_sub(1, Ordering::AcqRel);
             let message = format!("at most {} subscriptions per connection", self.max_active);
@@ -185,16 +217,17 @@ impl Executor for LiveExecutor {
         let this = self.clone();
         async_stream::stream! {
             let _held = guard;
-            if let Err(refused) = this.admit(&request).await {
-                yield refused;
+            if let Err(refused) = this.throttle(kind).await {
+                yield *refused;
                 return;
             }
             let (spawner, queue) = batch_driver::channel();
             let request = this.prepare(request, &spawner);
             let stream = this.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default());
             let mut driven = batch_driver::drive_stream(stream, queue);
-            while let Some(response) = driven.next().await {
+            while let Some(mut response) = driven.next().await {
                 sent.inc();
+                assign_codes(&mut response);
                 yield response;
             }
         }

@@ -1,0 +1,365 @@
+//! B5/B6 and real-time throughput over WebSocket (`graphql-transport-ws`):
+//!
+//! - **B5** idle WebSocket memory: N sockets (default 10 000), each with `connection_init` and
+//!   one `events` subscription, then the server's RSS growth divided by N.
+//! - **B6** fan-out: one event in the log of the user all N sockets subscribe for (a message
+//!   sent to them through the HTTP API), time from sending it to its arrival on each socket;
+//!   p50/p99/max over the sockets, for several events in a row.
+//! - **R1** events/s through one replica: K clients send messages as fast as they can; every
+//!   message appends two events (one per member) that two subscribed sockets receive.
+//!
+//! The sockets come from several loopback source addresses (127.0.0.2 …) so that N is not
+//! bounded by one address's ephemeral ports; the open-file limit is raised to its hard limit.
+//! All N sockets belong to one user (the per-user connection cap is raised for the run): the
+//! server does the same work per subscriber as for N users, and one message reaches them all.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::{net::TcpSocket, sync::watch};
+use tokio_tungstenite::{
+    WebSocketStream, client_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+use crate::{
+    http::{self, RequestSpec},
+    server::Server,
+};
+
+/// Loopback source addresses used for the client sockets.
+const SOURCE_ADDRESSES: u8 = 10;
+/// Sockets being opened at once.
+const OPEN_CONCURRENCY: usize = 256;
+/// Events sent for B6.
+const FANOUT_EVENTS: usize = 5;
+/// How long one event may take to reach every socket.
+const FANOUT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent senders of R1.
+const SENDERS: usize = 16;
+/// Measured seconds of R1.
+const THROUGHPUT_SECONDS: u64 = 5;
+
+type Socket = WebSocketStream<tokio::net::TcpStream>;
+
+/// The real-time figures.
+pub struct RealtimeReport {
+    backend: &'static str,
+    sockets: usize,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    /// Per event: (received, p50, p99, max).
+    fanout: Vec<(usize, Duration, Duration, Duration)>,
+    messages: u64,
+    delivered: u64,
+    seconds: f64,
+}
+
+impl RealtimeReport {
+    fn per_socket_kib(&self) -> f64 {
+        self.rss_after_kib.saturating_sub(self.rss_before_kib) as f64 / self.sockets.max(1) as f64
+    }
+
+    fn fanout_p99(&self) -> Option<Duration> {
+        self.fanout.iter().map(|f| f.2).max()
+    }
+
+    /// True when every event reached every socket.
+    pub fn complete(&self) -> bool {
+        !self.fanout.is_empty() && self.fanout.iter().all(|f| f.0 == self.sockets)
+    }
+
+    /// The markdown block.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write as _;
+        let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+        let mut out = format!("#### B5/B6 — real-time over WebSocket ({})\n\n", self.backend);
+        let per = self.per_socket_kib();
+        let _ = writeln!(
+            out,
+            "| # | measure | value | target | verdict |\n|---|---|--:|---|---|\n| B5 | idle WebSocket memory: server RSS {} → {} KiB with {} sockets (`connection_init` + one `events` subscription each) | {:.1} KiB per socket | ≤ 16 KB | {} |",
+            self.rss_before_kib,
+            self.rss_after_kib,
+            self.sockets,
+            per,
+            if per * 1024.0 <= 16_000.0 { "met" } else { "**missed**" }
+        );
+        match self.fanout_p99() {
+            Some(p99) => {
+                let _ = writeln!(
+                    out,
+                    "| B6 | fan-out of one event to {} subscribers: worst p99 of {} events | {} ms | ≤ 200 ms | {} |",
+                    self.sockets,
+                    self.fanout.len(),
+                    ms(p99),
+                    if self.complete() && p99 <= Duration::from_millis(200) { "met" } else { "**missed**" }
+                );
+            }
+            None => out.push_str("| B6 | fan-out | n/a | ≤ 200 ms | FAILED |\n"),
+        }
+        let _ = writeln!(
+            out,
+            "| R1 | events/s through one replica ({SENDERS} senders, {:.0} s): {} messages, 2 events each | {:.0} events/s appended, {:.0} delivered/s | — | (info) |",
+            self.seconds,
+            self.messages,
+            (2 * self.messages) as f64 / self.seconds.max(f64::MIN_POSITIVE),
+            self.delivered as f64 / self.seconds.max(f64::MIN_POSITIVE)
+        );
+        out.push_str("\n| event | sockets reached | p50 ms | p99 ms | max ms |\n|--:|--:|--:|--:|--:|\n");
+        for (i, (received, p50, p99, max)) in self.fanout.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "| {} | {received} / {} | {} | {} | {} |",
+                i + 1,
+                self.sockets,
+                ms(*p50),
+                ms(*p99),
+                ms(*max)
+            );
+        }
+        out
+    }
+}
+
+/// Raises the open-file limit to its hard limit (the server child inherits it).
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: plain getrlimit/setrlimit on a stack value.
+    unsafe {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            return limit.rlim_cur;
+        }
+    }
+    0
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS missing")
+}
+
+async fn gauge(server: &Server, name: &str) -> anyhow::Result<f64> {
+    let (_, body) = http::send_once(server.addr, &RequestSpec::get("/metrics")).await?;
+    let text = String::from_utf8_lossy(&body);
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Opens one socket from `source`, authenticates and subscribes to `events`.
+async fn open(server: SocketAddr, source: Ipv4Addr, token: &str) -> anyhow::Result<Socket> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    let stream = socket.connect(server).await?;
+    let mut request = format!("ws://{server}/graphql/ws").into_client_request()?;
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    let (mut ws, _) = client_async(request, stream).await?;
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+    ws.send(Message::text(init.to_string())).await?;
+    loop {
+        let message =
+            tokio::time::timeout(Duration::from_secs(30), ws.next()).await?.context("closed before ack")??;
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text)?;
+            if value["type"] == "connection_ack" {
+                break;
+            }
+            anyhow::ensure!(value["type"] == "ping", "unexpected message before ack: {text}");
+        }
+    }
+    let subscribe = json!({ "id": "1", "type": "subscribe",
+        "payload": { "query": "subscription { events { seq kind } }" } });
+    ws.send(Message::text(subscribe.to_string())).await?;
+    Ok(ws)
+}
+
+/// Opens `n` sockets with bounded concurrency.
+async fn open_all(server: SocketAddr, n: usize, token: &str) -> anyhow::Result<Vec<Socket>> {
+    let sources: Vec<Ipv4Addr> = (0..SOURCE_ADDRESSES).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect();
+    let sockets = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let source = sources[i % sources.len()];
+            async move { open(server, source, token).await }
+        })
+        .buffer_unordered(OPEN_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    sockets.into_iter().collect()
+}
+
+async fn graphql(server: &Server, token: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+    let spec = RequestSpec::post_json("/graphql", &json!({ "query": query, "variables": variables }), Some(token))?;
+    let (response, _) = http::json_once(server.addr, &spec).await?;
+    if let Some(errors) = response.get("errors") {
+        anyhow::bail!("GraphQL errors: {errors}");
+    }
+    Ok(response["data"].clone())
+}
+
+const SEND: &str = "mutation($c: ID!, $m: String!) { sendMessage(input: { conversationId: $c, clientMessageId: $m, body: \"bench\" }) { message { seq } } }";
+
+/// Runs B5, B6 and R1 against `server` (started with a raised per-user connection cap).
+pub async fn measure(
+    server: &Server,
+    alice: &str,
+    bob: &str,
+    sockets: usize,
+    backend: &'static str,
+) -> anyhow::Result<RealtimeReport> {
+    // A conversation bob → alice; one message warms every path before RSS is read.
+    let alice_id = graphql(server, alice, "{ viewer { id } }", json!({})).await?["viewer"]["id"].clone();
+    let conversation = graphql(
+        server,
+        bob,
+        "mutation($u: ID!) { startConversation(input: { userId: $u }) { conversation { id } } }",
+        json!({ "u": alice_id }),
+    )
+    .await?["startConversation"]["conversation"]["id"]
+        .clone();
+    let warm = open_all(server.addr, 8, alice).await?;
+    graphql(server, bob, SEND, json!({ "c": conversation, "m": "bench-warm-0001" })).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let rss_before_kib = rss_kib(server.pid())?;
+    let started = Instant::now();
+    let opened = open_all(server.addr, sockets, alice).await.context("opening the sockets")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gauge(server, "bff_live_subscriptions").await? < sockets as f64 {
+        anyhow::ensure!(Instant::now() < deadline, "the {sockets} subscriptions did not all start within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("bench: B5 {sockets} sockets subscribed in {:.1} s", started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after_kib = rss_kib(server.pid())?;
+
+    // B6: each socket waits for the next event and reports when it arrived.
+    let (round_tx, round_rx) = watch::channel(0usize);
+    let arrivals: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); FANOUT_EVENTS]));
+    let mut readers = Vec::with_capacity(opened.len());
+    for mut ws in opened {
+        let arrivals = arrivals.clone();
+        let mut round_rx = round_rx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen = 0usize;
+            while seen < FANOUT_EVENTS {
+                let Some(Ok(message)) = ws.next().await else { break };
+                match message {
+                    Message::Text(text) if text.contains("\"next\"") => {
+                        let at = Instant::now();
+                        let round = *round_rx.borrow_and_update();
+                        if let Ok(mut all) = arrivals.lock()
+                            && round < FANOUT_EVENTS
+                        {
+                            all[round].push(at);
+                        }
+                        seen += 1;
+                    }
+                    Message::Ping(payload) => {
+                        let _ = ws.send(Message::Pong(payload)).await;
+                    }
+                    Message::Text(text) if text.contains("\"ping\"") => {
+                        let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+                    }
+                    _ => {}
+                }
+            }
+            ws
+        }));
+    }
+    let mut fanout = Vec::new();
+    for round in 0..FANOUT_EVENTS {
+        let _ = round_tx.send(round);
+        let sent = Instant::now();
+        graphql(server, bob, SEND, json!({ "c": conversation, "m": format!("bench-fanout-{round:04}") })).await?;
+        let until = Instant::now() + FANOUT_TIMEOUT;
+        loop {
+            let received = arrivals.lock().map(|a| a[round].len()).unwrap_or(0);
+            if received >= sockets || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut latencies: Vec<Duration> = arrivals
+            .lock()
+            .map(|a| a[round].iter().map(|t| t.saturating_duration_since(sent)).collect())
+            .unwrap_or_default();
+        latencies.sort();
+        let pick = |q: f64| {
+            latencies.get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
+        };
+        fanout.push((latencies.len(), pick(0.5), pick(0.99), latencies.last().copied().unwrap_or_default()));
+        eprintln!("bench: B6 event {} reached {}/{sockets} sockets, p99 {:?}", round + 1, latencies.len(), pick(0.99));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for reader in readers {
+        reader.abort();
+    }
+
+    // R1: two subscribers, SENDERS concurrent senders for THROUGHPUT_SECONDS.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut listeners = open_all(server.addr, 1, alice).await?;
+    listeners.extend(open_all(server.addr, 1, bob).await?);
+    let delivered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut listening = Vec::new();
+    for mut ws in listeners {
+        let delivered = delivered.clone();
+        listening.push(tokio::spawn(async move {
+            while let Some(Ok(message)) = ws.next().await {
+                if matches!(&message, Message::Text(t) if t.contains("\"next\"")) {
+                    delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = delivered.load(std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(THROUGHPUT_SECONDS);
+    let sent = futures_util::future::join_all((0..SENDERS).map(|sender| {
+        let conversation = conversation.clone();
+        async move {
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                let id = format!("bench-r1-{sender:03}-{n:08}");
+                if graphql(server, bob, SEND, json!({ "c": conversation, "m": id })).await.is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        }
+    }))
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = delivered.load(std::sync::atomic::Ordering::Relaxed) - before;
+    for task in listening {
+        task.abort();
+    }
+    Ok(RealtimeReport {
+        backend,
+        sockets,
+        rss_before_kib,
+        rss_after_kib,
+        fanout,
+        messages: sent.iter().sum(),
+        delivered,
+        seconds,
+    })
+}
