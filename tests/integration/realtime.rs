@@ -423,3 +423,29 @@ async fn a_message_to_a_big_group_reaches_every_members_log() {
     assert_eq!(polled[1]["message"]["body"], "hello, everyone", "{polled}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn comments_and_reactions_on_your_posts_are_events() {
+    let server = TestServer::start(6).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let posts =
+        server.data("{ user(handle: \"alice\") { posts(first: 1) { edges { node { id } } } } }", json!({}), None).await;
+    let post = posts["user"]["posts"]["edges"][0]["node"]["id"].clone();
+    let comment = "mutation($p: ID!, $k: String) { addComment(input: { postId: $p, body: \"nice\", idempotencyKey: $k }) { comment { id } } }";
+    let first = server.data(comment, json!({ "p": post, "k": "comment-key-0001" }), Some(&bob)).await;
+    server.data(comment, json!({ "p": post, "k": "comment-key-0001" }), Some(&bob)).await; // a retry: no second event
+    server.data(comment, json!({ "p": post, "k": null }), Some(&alice)).await; // her own: no event
+    let react = "mutation($p: ID!) { react(input: { postId: $p, kind: LOVE }) { post { id } } }";
+    server.data(react, json!({ "p": post }), Some(&bob)).await;
+    let poll = "{ pollEvents(afterSeq: 0) { events { seq kind postActivity { kind reaction actor { handle } post { id } comment { id } } } } }";
+    let events = server.data(poll, json!({}), Some(&alice)).await["pollEvents"]["events"].clone();
+    let events = events.as_array().expect("events");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e["kind"] == "POST_ACTIVITY" && e["postActivity"]["actor"]["handle"] == "bob"));
+    assert_eq!(events[0]["postActivity"]["kind"], "COMMENT");
+    assert_eq!(events[0]["postActivity"]["comment"]["id"], first["addComment"]["comment"]["id"]);
+    assert_eq!(events[0]["postActivity"]["post"]["id"], post);
+    assert_eq!(events[1]["postActivity"]["kind"], "REACTION");
+    assert_eq!(events[1]["postActivity"]["reaction"], "LOVE");
+    server.stop().await;
+}

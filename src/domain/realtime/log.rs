@@ -24,6 +24,8 @@ pub enum EventKind {
     ConversationAdded,
     /// A contact's presence changed.
     PresenceChanged,
+    /// Someone commented on or reacted to one of the user's posts.
+    PostActivity,
 }
 
 impl EventKind {
@@ -34,6 +36,7 @@ impl EventKind {
             Self::MessageRead => "message_read",
             Self::ConversationAdded => "conversation_added",
             Self::PresenceChanged => "presence_changed",
+            Self::PostActivity => "post_activity",
         }
     }
 
@@ -44,6 +47,7 @@ impl EventKind {
             "message_read" => Self::MessageRead,
             "conversation_added" => Self::ConversationAdded,
             "presence_changed" => Self::PresenceChanged,
+            "post_activity" => Self::PostActivity,
             _ => return None,
         })
     }
