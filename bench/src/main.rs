@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Concurrent connections of the load generator (each sends one request at a time).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub concurrency: u64,
+    /// Run only B5/B6/R1 (real-time), e.g. while tuning socket memory.
+    #[arg(long)]
+    pub only_realtime: bool,
     /// WebSocket connections of B5/B6 (0 skips them).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=50_000))]
     pub sockets: u64,
