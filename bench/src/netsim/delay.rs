@@ -223,3 +223,68 @@ async fn write_side(to: Arc<AsyncFd<OwnedFd>>, mut line: mpsc::Receiver<(Instant
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair of packet sockets: like a TUN device, one read or write is one packet.
+    fn packet_pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair writes two descriptors into the array we pass.
+        let rc =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK, 0, fds.as_mut_ptr()) };
+        assert_eq!(rc, 0, "socketpair: {}", io::Error::last_os_error());
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    async fn send(to: &AsyncFd<OwnedFd>, packet: &[u8]) {
+        let mut ready = to.writable().await.expect("writable");
+        // SAFETY: writes from a slice we own.
+        let written = ready.try_io(|fd| {
+            let n = unsafe { libc::write(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+            if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n.unsigned_abs()) }
+        });
+        assert_eq!(written.expect("not blocked").expect("written"), packet.len());
+    }
+
+    async fn receive(from: &AsyncFd<OwnedFd>) -> Vec<u8> {
+        let mut buffer = vec![0u8; 2048];
+        loop {
+            let mut ready = from.readable().await.expect("readable");
+            // SAFETY: reads into a buffer we own.
+            let read = ready.try_io(|fd| {
+                let n = unsafe { libc::read(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n.unsigned_abs()) }
+            });
+            if let Ok(result) = read {
+                let length = result.expect("read");
+                return buffer[..length].to_vec();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn carries_packets_in_order_each_way_and_counts_them() {
+        let (phone, client_end) = packet_pair();
+        let (server, edge_end) = packet_pair();
+        let line = DelayLine::start(client_end, edge_end).expect("line");
+        line.state.set_one_way_delay(Duration::from_millis(2));
+        let (phone, server) = (register(phone).expect("phone"), register(server).expect("server"));
+        let up: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        for packet in &up {
+            send(&phone, packet).await;
+        }
+        send(&server, b"down").await;
+        for packet in &up {
+            assert_eq!(&receive(&server).await, packet);
+        }
+        assert_eq!(receive(&phone).await, b"down");
+        let count = line.state.count();
+        let up_bytes: usize = up.iter().map(Vec::len).sum();
+        assert_eq!(count, WireCount { up_bytes: up_bytes as u64, down_bytes: 4, up_packets: 20, down_packets: 1 });
+        assert_eq!(count.since(&WireCount { up_bytes: 100, ..count }).up_bytes, up_bytes as u64 - 100);
+        assert_eq!(line.state.overflow(), 0);
+    }
+}

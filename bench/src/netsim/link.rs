@@ -46,8 +46,8 @@ pub const EDGE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
 const LOCK_FILE: &str = "/run/bffnet.lock";
 /// nftables table this harness owns in each namespace.
 const NFT_TABLE: &str = "bffnet";
-/// Largest packet on the link (TUN MTU).
-const MTU_BYTES: u64 = 1500;
+/// Smallest `tbf` burst: one packet of the TUN MTU (1500) with room to spare.
+const TBF_MIN_BURST: u64 = 1600;
 
 /// A link profile.
 #[derive(Clone, Debug)]
@@ -212,11 +212,12 @@ fn delete_namespaces(namespaces: &[&str]) {
     }
 }
 
-/// `tbf` burst and queue limit for a rate: a burst of two full packets (or 5 ms of the rate),
-/// and a queue of one second of the rate (at least 32 KB): a mobile link buffers generously.
+/// `tbf` burst and queue limit for a rate: a burst of one full packet (or 5 ms of the rate if
+/// that is more), so an idle link sends little faster than its rate, and a queue of one second
+/// of the rate (at least 32 KB): a mobile link buffers generously.
 fn tbf_sizes(kbit: u64) -> (u64, u64) {
     let bytes_per_second = kbit * 1000 / 8;
-    let burst = (2 * MTU_BYTES).max(bytes_per_second / 200);
+    let burst = TBF_MIN_BURST.max(bytes_per_second / 200);
     let limit = 32_000u64.max(bytes_per_second);
     (burst, limit)
 }
@@ -283,10 +284,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tbf_buffers_at_least_two_packets_and_a_second() {
-        assert_eq!(tbf_sizes(400), (3000, 50_000));
-        assert_eq!(tbf_sizes(1440), (3000, 180_000));
-        assert_eq!(tbf_sizes(100), (3000, 32_000));
+    fn tbf_bursts_one_packet_and_buffers_a_second() {
+        assert_eq!(tbf_sizes(400), (1600, 50_000));
+        assert_eq!(tbf_sizes(1440), (1600, 180_000));
+        assert_eq!(tbf_sizes(100), (1600, 32_000));
+        assert_eq!(tbf_sizes(10_000), (6250, 1_250_000));
         assert_eq!(kbit(400), "400 kbit/s");
         assert_eq!(kbit(1440), "1.44 Mbit/s");
     }

@@ -38,9 +38,14 @@ impl Cell {
         median(self.opens.iter().map(|o| o.time_to_last_byte).collect())
     }
 
-    fn range(&self) -> Option<(Duration, Duration)> {
-        let times = self.opens.iter().map(|o| o.time_to_last_byte);
-        Some((times.clone().min()?, times.max()?))
+    /// Mean time to last byte: unlike the median, it shows the opens that hit a lost packet.
+    fn mean_time(&self) -> Option<Duration> {
+        let count = u32::try_from(self.opens.len()).ok().filter(|n| *n > 0)?;
+        Some(self.opens.iter().map(|o| o.time_to_last_byte).sum::<Duration>() / count)
+    }
+
+    fn max_time(&self) -> Option<Duration> {
+        self.opens.iter().map(|o| o.time_to_last_byte).max()
     }
 
     fn median_wire(&self) -> Option<(u64, u64)> {
@@ -107,16 +112,15 @@ impl NetworkReport {
             out,
             "- app open = `Bootstrap` (viewer) then `HomeFeed` (`first: 20`) as @alice, SQLite, {} users; each open on a \
              fresh TCP connection, plain HTTP/1.1 (no TLS), requests one after the other; {} opens per flow, encoding \
-             and profile, interleaved; times are medians (min–max)\n",
+             and profile, interleaved\n",
             self.users, self.repetitions
         );
         out.push_str(&self.links_table());
         out.push('\n');
         out.push_str(&self.bytes_table());
         out.push('\n');
-        out.push_str(&self.per_profile_table("time to last byte, ms", |cell| {
-            let (median, (low, high)) = (cell.median_time()?, cell.range()?);
-            Some(format!("{} ({}–{})", ms(median), ms(low), ms(high)))
+        out.push_str(&self.per_profile_table("time to last byte, ms: median · mean · max", |cell| {
+            Some(format!("{} · {} · {}", ms(cell.median_time()?), ms(cell.mean_time()?), ms(cell.max_time()?)))
         }));
         out.push('\n');
         out.push_str(&self.per_profile_table("IP bytes on the link, up / down (median)", |cell| {
@@ -147,7 +151,7 @@ impl NetworkReport {
 
     fn links_table(&self) -> String {
         let mut out = String::from(
-            "| profile | configured | tiny request RTT (median of 5) | goodput down | goodput up | packets lost up / down \
+            "| profile | configured | tiny request RTT (median) | goodput down | goodput up | packets lost up / down \
              |\n|---|---|--:|--:|--:|--:|\n",
         );
         for r in &self.profiles {
