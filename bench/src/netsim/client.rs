@@ -63,8 +63,10 @@ pub struct Step {
 }
 
 /// The outcome of one app open.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AppOpen {
+    /// When the connection was up and when each response was complete, from `connect`.
+    pub marks: Vec<Duration>,
     /// From `connect` to the last byte of the last response.
     pub time_to_last_byte: Duration,
     /// Requests sent.
@@ -75,6 +77,10 @@ pub struct AppOpen {
     pub http_down: u64,
     /// IP packets and bytes the link carried during the open.
     pub wire: WireCount,
+    /// Time the server took to answer (measured at the relay; not network time).
+    pub server: Duration,
+    /// Largest lateness of a packet in the delay line during the open.
+    pub line_lag: Duration,
 }
 
 /// The link as the client measured it.
@@ -101,7 +107,12 @@ pub struct Client {
 
 impl Client {
     /// Starts the thread in the client namespace.
-    pub fn spawn(relay: SocketAddr, sink: SocketAddr, line: Arc<LineState>) -> anyhow::Result<Self> {
+    pub fn spawn(
+        relay: SocketAddr,
+        sink: SocketAddr,
+        line: Arc<LineState>,
+        server_nanos: Arc<AtomicU64>,
+    ) -> anyhow::Result<Self> {
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         // Detached: it returns once `jobs` is dropped.
         let _thread = spawn_in_namespace(CLIENT_NS, move || {
@@ -110,11 +121,12 @@ impl Client {
                 while let Some(job) = queue.recv().await {
                     match job {
                         Job::AppOpen { steps, reply } => {
-                            let outcome = tokio::time::timeout(APP_OPEN_TIMEOUT, app_open(relay, &steps, &line))
-                                .await
-                                .unwrap_or_else(|_| {
-                                    Err(anyhow::anyhow!("app open took longer than {APP_OPEN_TIMEOUT:?}"))
-                                });
+                            let outcome =
+                                tokio::time::timeout(APP_OPEN_TIMEOUT, app_open(relay, &steps, &line, &server_nanos))
+                                    .await
+                                    .unwrap_or_else(|_| {
+                                        Err(anyhow::anyhow!("app open took longer than {APP_OPEN_TIMEOUT:?}"))
+                                    });
                             let _ = reply.send(outcome);
                         }
                         Job::Probe { rtt_samples, down_bytes, up_bytes, reply } => {
@@ -184,17 +196,30 @@ impl CountedConnection {
     }
 }
 
-async fn app_open(relay: SocketAddr, steps: &[Step], line: &LineState) -> anyhow::Result<AppOpen> {
+async fn app_open(
+    relay: SocketAddr,
+    steps: &[Step],
+    line: &LineState,
+    server_nanos: &AtomicU64,
+) -> anyhow::Result<AppOpen> {
     let wire_before = line.count();
+    let server_before = server_nanos.load(Ordering::Relaxed);
+    line.take_max_lag();
     let started = Instant::now();
     let mut connection = CountedConnection::open(relay).await?;
+    let mut marks = vec![started.elapsed()];
     for step in steps {
         let (status, headers, body) = connection.exchange(&step.spec).await?;
         check(step, status, &headers, &body).with_context(|| format!("{} {}", step.spec.method, step.spec.path))?;
+        marks.push(started.elapsed());
     }
     let time_to_last_byte = started.elapsed();
     let wire = line.count().since(&wire_before);
+    let server = edge::nanos(server_nanos.load(Ordering::Relaxed).saturating_sub(server_before));
     Ok(AppOpen {
+        server,
+        line_lag: line.take_max_lag(),
+        marks,
         time_to_last_byte,
         requests: steps.len(),
         http_up: connection.counters.written.load(Ordering::Relaxed),

@@ -64,7 +64,7 @@ pub struct DirectionCounters {
     pub packets: AtomicU64,
     /// Their bytes (IP header included).
     pub bytes: AtomicU64,
-    /// Packets dropped because the line was full (should stay 0).
+    /// Packets dropped because the line was full or the kernel refused them (should stay 0).
     pub overflow: AtomicU64,
 }
 
@@ -97,6 +97,9 @@ impl WireCount {
 #[derive(Debug, Default)]
 pub struct LineState {
     one_way_micros: AtomicU64,
+    /// Largest lateness of a packet against its due time since the last [`Self::take_max_lag`]
+    /// (µs): the harness's own scheduling noise, which would add to the simulated delay.
+    max_lag_micros: AtomicU64,
     /// Client → server.
     pub up: DirectionCounters,
     /// Server → client.
@@ -113,6 +116,11 @@ impl LineState {
         Duration::from_micros(self.one_way_micros.load(Ordering::Relaxed))
     }
 
+    /// The largest lateness since the last call, and starts a new window.
+    pub fn take_max_lag(&self) -> Duration {
+        Duration::from_micros(self.max_lag_micros.swap(0, Ordering::Relaxed))
+    }
+
     /// The counters now.
     pub fn count(&self) -> WireCount {
         WireCount {
@@ -123,7 +131,7 @@ impl LineState {
         }
     }
 
-    /// Packets dropped by a full line, both directions.
+    /// Packets the line dropped (full, or refused by the kernel), both directions.
     pub fn overflow(&self) -> u64 {
         self.up.overflow.load(Ordering::Relaxed) + self.down.overflow.load(Ordering::Relaxed)
     }
@@ -155,7 +163,7 @@ impl DelayLine {
         for (from, to, up) in [(client.clone(), edge.clone(), true), (edge, client, false)] {
             let (sender, receiver) = mpsc::channel(LINE_CAPACITY);
             tasks.push(tokio::spawn(read_side(from, sender, state.clone(), up)));
-            tasks.push(tokio::spawn(write_side(to, receiver)));
+            tasks.push(tokio::spawn(write_side(to, receiver, state.clone(), up)));
         }
         Ok(Self { state, tasks })
     }
@@ -202,9 +210,17 @@ async fn read_side(
 }
 
 /// Writes each packet into the other namespace when it is due, in arrival order.
-async fn write_side(to: Arc<AsyncFd<OwnedFd>>, mut line: mpsc::Receiver<(Instant, Vec<u8>)>) {
+async fn write_side(
+    to: Arc<AsyncFd<OwnedFd>>,
+    mut line: mpsc::Receiver<(Instant, Vec<u8>)>,
+    state: Arc<LineState>,
+    up: bool,
+) {
+    let counters = if up { &state.up } else { &state.down };
     while let Some((due, packet)) = line.recv().await {
         tokio::time::sleep_until(due).await;
+        let lag = u64::try_from(Instant::now().saturating_duration_since(due).as_micros()).unwrap_or(u64::MAX);
+        state.max_lag_micros.fetch_max(lag, Ordering::Relaxed);
         loop {
             let Ok(mut ready) = to.writable().await else { return };
             let written = ready.try_io(|fd| {
@@ -217,7 +233,10 @@ async fn write_side(to: Arc<AsyncFd<OwnedFd>>, mut line: mpsc::Receiver<(Instant
                 Ok(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
                 // A packet the kernel refuses is a lost packet; a closed device ends the line.
                 Ok(Err(err)) if err.raw_os_error() == Some(libc::EBADFD) => return,
-                Ok(Err(_)) => break,
+                Ok(Err(_)) => {
+                    counters.overflow.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
                 Err(_would_block) => continue,
             }
         }

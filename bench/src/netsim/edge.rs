@@ -11,7 +11,15 @@
 //! Listening sockets are created on a thread inside the namespace and then served by this
 //! process's runtime; the tasks stop when [`Edge`] is dropped.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use tokio::{
@@ -35,6 +43,9 @@ pub struct Edge {
     pub relay: SocketAddr,
     /// Where the client runs the throughput probes.
     pub sink: SocketAddr,
+    /// Server time so far: for every exchange, from the relay forwarding the last request
+    /// chunk to the first answer byte from the server (ns, summed over all connections).
+    pub server_nanos: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -61,13 +72,15 @@ impl Edge {
         let (relay, sink) = bind.join().map_err(|_| anyhow::anyhow!("the edge thread panicked"))??;
         let (relay, sink) = (TcpListener::from_std(relay)?, TcpListener::from_std(sink)?);
         let (relay_addr, sink_addr) = (relay.local_addr()?, sink.local_addr()?);
-        let tasks = vec![tokio::spawn(serve_relay(relay, upstream)), tokio::spawn(serve_sink(sink))];
-        Ok(Self { relay: relay_addr, sink: sink_addr, tasks })
+        let server_nanos = Arc::new(AtomicU64::new(0));
+        let tasks =
+            vec![tokio::spawn(serve_relay(relay, upstream, server_nanos.clone())), tokio::spawn(serve_sink(sink))];
+        Ok(Self { relay: relay_addr, sink: sink_addr, server_nanos, tasks })
     }
 }
 
 /// Accepts until aborted; each connection is piped to `upstream` (aborted with the set).
-async fn serve_relay(listener: TcpListener, upstream: SocketAddr) {
+async fn serve_relay(listener: TcpListener, upstream: SocketAddr, server_nanos: Arc<AtomicU64>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
@@ -75,15 +88,62 @@ async fn serve_relay(listener: TcpListener, upstream: SocketAddr) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
+        let server_nanos = server_nanos.clone();
         connections.spawn(async move {
             let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
             let _ = inbound.set_nodelay(true);
             let _ = outbound.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            let _ = relay_connection(&mut inbound, &mut outbound, &server_nanos).await;
         });
         // Reap finished connections so the set stays small.
         while connections.try_join_next().is_some() {}
     }
+}
+
+/// Copies both ways (each direction on its own, neither waits for the other) and adds the
+/// server's answer times to `server_nanos`.
+async fn relay_connection(
+    inbound: &mut TcpStream,
+    outbound: &mut TcpStream,
+    server_nanos: &AtomicU64,
+) -> io::Result<()> {
+    let base = Instant::now();
+    let since_base = || u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1);
+    // When the last request chunk went to the server (ns since `base`), 0 when not waiting.
+    let waiting_since = AtomicU64::new(0);
+    let (mut client_read, mut client_write) = inbound.split();
+    let (mut server_read, mut server_write) = outbound.split();
+    let up = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = client_read.read(&mut buffer).await?;
+            if n == 0 {
+                return server_write.shutdown().await;
+            }
+            server_write.write_all(&buffer[..n]).await?;
+            waiting_since.store(since_base(), Ordering::Relaxed);
+        }
+    };
+    let down = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = server_read.read(&mut buffer).await?;
+            let since = waiting_since.swap(0, Ordering::Relaxed);
+            if since > 0 {
+                server_nanos.fetch_add(since_base().saturating_sub(since), Ordering::Relaxed);
+            }
+            if n == 0 {
+                return client_write.shutdown().await;
+            }
+            client_write.write_all(&buffer[..n]).await?;
+        }
+    };
+    tokio::try_join!(up, down).map(drop)
+}
+
+/// Nanoseconds as a duration.
+pub fn nanos(value: u64) -> Duration {
+    Duration::from_nanos(value)
 }
 
 async fn serve_sink(listener: TcpListener) {

@@ -189,6 +189,60 @@ impl Link {
     }
 }
 
+/// Kernel counters of the link's namespaces: what TCP had to repair, and what a device dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Segments TCP retransmitted: (client, edge).
+    pub retransmitted: (u64, u64),
+    /// Retransmission timeouts: (client, edge).
+    pub timeouts: (u64, u64),
+    /// Packets the TUN devices dropped (queue full and the like), both namespaces.
+    pub device_drops: u64,
+}
+
+impl KernelCounters {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        let pair = |a: (u64, u64), b: (u64, u64)| (a.0.saturating_sub(b.0), a.1.saturating_sub(b.1));
+        Self {
+            retransmitted: pair(self.retransmitted, earlier.retransmitted),
+            timeouts: pair(self.timeouts, earlier.timeouts),
+            device_drops: self.device_drops.saturating_sub(earlier.device_drops),
+        }
+    }
+}
+
+impl Link {
+    /// Reads the namespaces' TCP counters (`/proc/net/snmp`, `/proc/net/netstat`) and the
+    /// TUN devices' drop counters.
+    pub fn kernel_counters(&self) -> anyhow::Result<KernelCounters> {
+        let mut counters = KernelCounters::default();
+        for (ns, dev, client) in [(CLIENT_NS, CLIENT_DEV, true), (EDGE_NS, EDGE_DEV, false)] {
+            let snmp = output_in(ns, &["cat", "/proc/net/snmp", "/proc/net/netstat"])?;
+            let retransmitted = proc_counter(&snmp, "Tcp:", "RetransSegs").context("no Tcp RetransSegs")?;
+            let timeouts = proc_counter(&snmp, "TcpExt:", "TCPTimeouts").context("no TcpExt TCPTimeouts")?;
+            if client {
+                (counters.retransmitted.0, counters.timeouts.0) = (retransmitted, timeouts);
+            } else {
+                (counters.retransmitted.1, counters.timeouts.1) = (retransmitted, timeouts);
+            }
+            for direction in ["tx_dropped", "rx_dropped"] {
+                let path = format!("/sys/class/net/{dev}/statistics/{direction}");
+                counters.device_drops += output_in(ns, &["cat", &path])?.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        Ok(counters)
+    }
+}
+
+/// A counter from `/proc/net/snmp`-style text: a header line and a value line per prefix.
+fn proc_counter(text: &str, prefix: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
+    let (header, values) = (lines.next()?, lines.next()?);
+    let at = header.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         delete_namespaces(&self.namespaces);
@@ -282,6 +336,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_proc_counters_by_name() {
+        let text =
+            "Ip: Forwarding X\nIp: 1 2\nTcp: RtoMin RetransSegs\nTcp: 200 7\nTcpExt: A TCPTimeouts\nTcpExt: 1 3\n";
+        assert_eq!(proc_counter(text, "Tcp:", "RetransSegs"), Some(7));
+        assert_eq!(proc_counter(text, "TcpExt:", "TCPTimeouts"), Some(3));
+        assert_eq!(proc_counter(text, "Tcp:", "Missing"), None);
+    }
 
     #[test]
     fn tbf_bursts_one_packet_and_buffers_a_second() {

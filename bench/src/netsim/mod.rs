@@ -73,6 +73,10 @@ pub struct NetworkArgs {
     /// Users in the seeded demo dataset (the default matches `bench all`).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=100_000))]
     pub users: u64,
+    /// Only these profiles (by name, e.g. `--profile "Slow 3G"`; repeatable). The reference
+    /// profile always runs first: the bytes table comes from it.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Replace the `<!-- bench:begin network -->` block of this markdown file with the results.
     #[arg(long, value_name = "FILE")]
     pub write_docs: Option<PathBuf>,
@@ -206,10 +210,18 @@ async fn measure(
     let mut product = Server::product(bins, dataset, pinning).await?;
     let material = Material::prepare(&product, &dataset.token).await?;
     let edge = Edge::start(product.addr)?;
-    let client = Client::spawn(edge.relay, edge.sink, link.line.state.clone())?;
+    let client = Client::spawn(edge.relay, edge.sink, link.line.state.clone(), edge.server_nanos.clone())?;
     let mut results = Vec::new();
     let mut nonce = 0u32;
-    for profile in PROFILES {
+    let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
+    for wanted in &args.profiles {
+        anyhow::ensure!(names.contains(&wanted.as_str()), "unknown profile {wanted:?}; known: {names:?}");
+    }
+    let selected = PROFILES
+        .into_iter()
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || args.profiles.is_empty() || args.profiles.iter().any(|n| n == p.name));
+    for (_, profile) in selected {
         link.apply(&profile)?;
         let before = link.line.state.count();
         let probe_bytes = |rate: Option<u64>| rate.map_or(UNSHAPED_PROBE_BYTES, |kbit| kbit * 1000 / 8 * PROBE_SECONDS);
@@ -224,6 +236,8 @@ async fn measure(
             probe.down_bps / 1000.0,
             probe.up_bps / 1000.0
         );
+        // TCP's repairs of the app opens only (a bulk probe may overflow the link's queue).
+        let kernel_before = link.kernel_counters()?;
         let mut cells: Vec<Cell> =
             Flow::ALL.iter().flat_map(|flow| ENCODINGS.iter().map(|encoding| Cell::new(*flow, encoding))).collect();
         for _ in 0..args.repetitions {
@@ -231,7 +245,27 @@ async fn measure(
                 nonce += 1;
                 let steps = material.steps(cell.flow, cell.encoding, nonce)?;
                 match client.app_open(steps).await {
-                    Ok(open) => cell.opens.push(open),
+                    Ok(open) => {
+                        // Opens much slower than the fastest so far: say what the link carried.
+                        let fastest = cell.opens.iter().map(|o| o.time_to_last_byte).min();
+                        if fastest.is_some_and(|f| open.time_to_last_byte > f + f / 4) {
+                            eprintln!(
+                                "bench: {} / {} / {}: slow open, {:.0} ms ({:.0} ms of it the server's, delay line \
+                                 at most {:.1} ms late), {} / {} packets up / down, connected and responses complete at \
+                                 {:?} ms",
+                                profile.name,
+                                cell.flow.label(),
+                                cell.encoding,
+                                open.time_to_last_byte.as_secs_f64() * 1000.0,
+                                open.server.as_secs_f64() * 1000.0,
+                                open.line_lag.as_secs_f64() * 1000.0,
+                                open.wire.up_packets,
+                                open.wire.down_packets,
+                                open.marks.iter().map(|m| m.as_millis()).collect::<Vec<_>>()
+                            );
+                        }
+                        cell.opens.push(open);
+                    }
                     Err(err) => {
                         eprintln!("bench: {} / {} / {}: {err:#}", profile.name, cell.flow.label(), cell.encoding);
                         cell.failures += 1;
@@ -243,6 +277,7 @@ async fn measure(
         }
         let carried = link.line.state.count().since(&before);
         let dropped = link.dropped_packets()?;
+        let kernel = link.kernel_counters()?.since(&kernel_before);
         for cell in &cells {
             if let Some(median) = cell.median_time() {
                 eprintln!(
@@ -254,7 +289,7 @@ async fn measure(
                 );
             }
         }
-        results.push(ProfileResult { profile, probe, carried, dropped, cells });
+        results.push(ProfileResult { profile, probe, carried, dropped, kernel, cells });
     }
     Ok((results, link.line.state.overflow()))
 }

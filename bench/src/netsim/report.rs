@@ -8,7 +8,7 @@ use super::{
     ENCODINGS, Flow,
     client::{AppOpen, ProbeResult},
     delay::WireCount,
-    link::{Profile, kbit},
+    link::{KernelCounters, Profile, kbit},
 };
 use crate::machine::MachineInfo;
 
@@ -67,9 +67,36 @@ pub struct ProfileResult {
     pub carried: WireCount,
     /// Packets the loss rules dropped: (uplink, downlink).
     pub dropped: (u64, u64),
+    /// TCP repairs and device drops during the profile.
+    pub kernel: KernelCounters,
     /// One cell per flow and encoding.
     pub cells: Vec<Cell>,
 }
+
+impl ProfileResult {
+    fn opens(&self) -> impl Iterator<Item = &AppOpen> {
+        self.cells.iter().flat_map(|c| c.opens.iter())
+    }
+
+    /// Median and maximum server time of an open.
+    fn server_times(&self) -> Option<(Duration, Duration)> {
+        let times: Vec<Duration> = self.opens().map(|o| o.server).collect();
+        Some((median(times.clone())?, times.into_iter().max()?))
+    }
+
+    /// How late the delay line delivered a packet at worst.
+    fn max_line_lag(&self) -> Duration {
+        self.opens().map(|o| o.line_lag).max().unwrap_or_default()
+    }
+
+    /// Opens that waited longer than [`SERVER_STALL`] for the server.
+    fn server_stalls(&self) -> usize {
+        self.opens().filter(|o| o.server > SERVER_STALL).count()
+    }
+}
+
+/// Server time of an open beyond which it counts as a stall of the machine, not of the link.
+const SERVER_STALL: Duration = Duration::from_secs(1);
 
 /// A whole run.
 #[derive(Clone, Debug)]
@@ -86,7 +113,7 @@ pub struct NetworkReport {
     pub users: u64,
     /// Per profile.
     pub profiles: Vec<ProfileResult>,
-    /// Packets the delay line dropped because it was full (0 expected).
+    /// Packets the delay line dropped, full or refused by the kernel (0 expected).
     pub line_overflow: u64,
 }
 
@@ -129,6 +156,16 @@ impl NetworkReport {
         }));
         out.push('\n');
         out.push_str(&self.savings());
+        for r in self.profiles.iter().filter(|r| r.server_stalls() > 0) {
+            let _ = writeln!(
+                out,
+                "\n{}: {} open(s) waited more than {} s for the server (a stall of the shared machine, not of the \
+                 link: see the server-time column); they are in the means and maxima above.",
+                r.profile.name,
+                r.server_stalls(),
+                SERVER_STALL.as_secs()
+            );
+        }
         for result in &self.profiles {
             for cell in result.cells.iter().filter(|c| c.failures > 0) {
                 let failure = cell.first_failure.as_deref().unwrap_or("?").replace('`', "'").replace('\n', " ");
@@ -144,15 +181,20 @@ impl NetworkReport {
             }
         }
         if self.line_overflow > 0 {
-            let _ = writeln!(out, "\nThe delay line dropped {} packets because it was full.", self.line_overflow);
+            let _ = writeln!(
+                out,
+                "\nThe delay line dropped {} packets (full, or refused by the kernel).",
+                self.line_overflow
+            );
         }
         out
     }
 
     fn links_table(&self) -> String {
         let mut out = String::from(
-            "| profile | configured | tiny request RTT (median) | goodput down | goodput up | packets lost up / down \
-             |\n|---|---|--:|--:|--:|--:|\n",
+            "| profile | configured | tiny request RTT (median) | goodput down | goodput up | packets lost up / down | TCP \
+             retransmissions client / edge (timeouts) | device drops | delay line late by (max) | server time per open \
+             (median · max) |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for r in &self.profiles {
             let share = |dropped: u64, carried: u64| {
@@ -164,7 +206,7 @@ impl NetworkReport {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} ms | {} | {} | {} / {} |",
+                "| {} | {} | {} ms | {} | {} | {} / {} | {} / {} ({} / {}) | {} | {:.1} ms | {} |",
                 r.profile.name,
                 r.profile.describe(),
                 ms(r.probe.tiny_request_rtt),
@@ -172,6 +214,13 @@ impl NetworkReport {
                 kbit((r.probe.up_bps / 1000.0).round() as u64),
                 share(r.dropped.0, r.carried.up_packets),
                 share(r.dropped.1, r.carried.down_packets),
+                r.kernel.retransmitted.0,
+                r.kernel.retransmitted.1,
+                r.kernel.timeouts.0,
+                r.kernel.timeouts.1,
+                r.kernel.device_drops,
+                r.max_line_lag().as_secs_f64() * 1000.0,
+                r.server_times().map_or("—".to_owned(), |(median, max)| format!("{} · {} ms", ms(median), ms(max))),
             );
         }
         out
