@@ -12,6 +12,7 @@ mod http;
 mod load;
 mod machine;
 mod realtime;
+mod netsim;
 mod report;
 mod scenarios;
 mod server;
@@ -36,6 +37,9 @@ enum Command {
     All(RunArgs),
     /// CI mode: only B2 (SQL statements per feed query), exits non-zero when violated.
     Quick(RunArgs),
+    /// Mobile-network simulation (needs root): the app open over Slow 3G / Slow 4G links
+    /// with and without loss, built from network namespaces, tc and nftables.
+    Network(netsim::NetworkArgs),
     /// The hand-written baseline server (axum + sqlx); started by `all` as its own process.
     BaselineServer {
         /// The database the product was seeded into (`sqlite://…` or `postgres://…`).
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             args.quick = true;
             run_benchmarks(args)
         }
+        Command::Network(args) => run_network(&args),
         Command::BaselineServer { database_url, listen } => baseline::serve(&database_url, listen).map(|()| true),
     };
     match result {
@@ -114,6 +119,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Like [`run_benchmarks`], for the network simulation: Ctrl-C drops the run, whose guards
+/// stop the server and delete the namespaces.
+fn run_network(args: &netsim::NetworkArgs) -> anyhow::Result<bool> {
+    let pinning = machine::pin_load_generator();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the simulation's runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = netsim::run(args, &pinning) => result,
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("waiting for Ctrl-C")?;
+                anyhow::bail!("interrupted; server stopped, namespaces deleted")
+            }
+        }
+    })
 }
 
 /// Pins this process to the load-generator core, then runs the scenarios on a single-threaded
