@@ -7,7 +7,7 @@
 #   options: --duration S (10)  --warmup S (2)  --concurrency N (32)  --users N (2000)  --no-docs
 #
 #   bash bench/run.sh --network            # mobile-network simulation only (root: namespaces, tc, nftables;
-#                                          # installs nftables/iproute2 with apt if missing), ~6 min,
+#                                          # installs nftables/iproute2 with apt if missing), ~7 min,
 #                                          # rewrites the network block of docs/benchmarks.md
 #   network options: --repetitions N (9)  --users N (2000)  --no-docs
 set -euo pipefail
