@@ -11,6 +11,7 @@ mod baseline;
 mod http;
 mod load;
 mod machine;
+mod netsim;
 mod realtime;
 mod report;
 mod scenarios;
@@ -36,6 +37,9 @@ enum Command {
     All(RunArgs),
     /// CI mode: only B2 (SQL statements per feed query), exits non-zero when violated.
     Quick(RunArgs),
+    /// Mobile-network simulation (needs root): the app open over Slow 3G / Slow 4G links
+    /// with and without loss, built from network namespaces, tc and nftables.
+    Network(netsim::NetworkArgs),
     /// The hand-written baseline server (axum + sqlx); started by `all` as its own process.
     BaselineServer {
         /// The database the product was seeded into (`sqlite://…` or `postgres://…`).
@@ -66,6 +70,9 @@ pub struct RunArgs {
     /// Concurrent connections of the load generator (each sends one request at a time).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub concurrency: u64,
+    /// Run only B5/B6/R1 (real-time), e.g. while tuning socket memory.
+    #[arg(long)]
+    pub only_realtime: bool,
     /// WebSocket connections of B5/B6 (0 skips them).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=50_000))]
     pub sockets: u64,
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
             args.quick = true;
             run_benchmarks(args)
         }
+        Command::Network(args) => run_network(&args),
         Command::BaselineServer { database_url, listen } => baseline::serve(&database_url, listen).map(|()| true),
     };
     match result {
@@ -111,6 +119,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Like [`run_benchmarks`], for the network simulation: Ctrl-C drops the run, whose guards
+/// stop the server and delete the namespaces.
+fn run_network(args: &netsim::NetworkArgs) -> anyhow::Result<bool> {
+    let pinning = machine::pin_load_generator();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the simulation's runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = netsim::run(args, &pinning) => result,
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("waiting for Ctrl-C")?;
+                anyhow::bail!("interrupted; server stopped, namespaces deleted")
+            }
+        }
+    })
 }
 
 /// Pins this process to the load-generator core, then runs the scenarios on a single-threaded

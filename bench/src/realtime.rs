@@ -53,6 +53,7 @@ pub struct RealtimeReport {
     backend: &'static str,
     sockets: usize,
     rss_before_kib: u64,
+    rss_connected_kib: u64,
     rss_after_kib: u64,
     /// Per event: (received, p50, p99, max).
     fanout: Vec<(usize, Duration, Duration, Duration)>,
@@ -110,6 +111,13 @@ impl RealtimeReport {
             self.messages,
             (2 * self.messages) as f64 / self.seconds.max(f64::MIN_POSITIVE),
             self.delivered as f64 / self.seconds.max(f64::MIN_POSITIVE)
+        );
+        let _ = writeln!(
+            out,
+            "\nB5 breakdown: {:.1} KiB per socket after `connection_init` (RSS {} KiB), {:.1} KiB more per socket for its subscription.",
+            self.rss_connected_kib.saturating_sub(self.rss_before_kib) as f64 / self.sockets.max(1) as f64,
+            self.rss_connected_kib,
+            self.rss_after_kib.saturating_sub(self.rss_connected_kib) as f64 / self.sockets.max(1) as f64,
         );
         out.push_str("\n| event | sockets reached | p50 ms | p99 ms | max ms |\n|--:|--:|--:|--:|--:|\n");
         for (i, (received, p50, p99, max)) in self.fanout.iter().enumerate() {
@@ -181,14 +189,28 @@ async fn open(server: SocketAddr, source: Ipv4Addr, token: &str) -> anyhow::Resu
             anyhow::ensure!(value["type"] == "ping", "unexpected message before ack: {text}");
         }
     }
-    let subscribe = json!({ "id": "1", "type": "subscribe",
-        "payload": { "query": "subscription { events { seq kind } }" } });
-    ws.send(Message::text(subscribe.to_string())).await?;
     Ok(ws)
 }
 
-/// Opens `n` sockets with bounded concurrency.
+/// Subscribes a socket to the viewer's `events`.
+async fn subscribe(ws: &mut Socket) -> anyhow::Result<()> {
+    let subscribe = json!({ "id": "1", "type": "subscribe",
+        "payload": { "query": "subscription { events { seq kind } }" } });
+    ws.send(Message::text(subscribe.to_string())).await?;
+    Ok(())
+}
+
+/// Opens `n` sockets with bounded concurrency and subscribes each.
 async fn open_all(server: SocketAddr, n: usize, token: &str) -> anyhow::Result<Vec<Socket>> {
+    let mut sockets = connect_all(server, n, token).await?;
+    for ws in &mut sockets {
+        subscribe(ws).await?;
+    }
+    Ok(sockets)
+}
+
+/// Opens `n` authenticated sockets (no subscription) with bounded concurrency.
+async fn connect_all(server: SocketAddr, n: usize, token: &str) -> anyhow::Result<Vec<Socket>> {
     let sources: Vec<Ipv4Addr> = (0..SOURCE_ADDRESSES).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect();
     let sockets = futures_util::stream::iter(0..n)
         .map(|i| {
@@ -238,7 +260,12 @@ pub async fn measure(
 
     let rss_before_kib = rss_kib(server.pid())?;
     let started = Instant::now();
-    let opened = open_all(server.addr, sockets, alice).await.context("opening the sockets")?;
+    let mut opened = connect_all(server.addr, sockets, alice).await.context("opening the sockets")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_connected_kib = rss_kib(server.pid())?;
+    for ws in &mut opened {
+        subscribe(ws).await?;
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while gauge(server, "bff_live_subscriptions").await? < sockets as f64 {
         anyhow::ensure!(Instant::now() < deadline, "the {sockets} subscriptions did not all start within 60 s");
@@ -356,6 +383,7 @@ pub async fn measure(
         backend,
         sockets,
         rss_before_kib,
+        rss_connected_kib,
         rss_after_kib,
         fanout,
         messages: sent.iter().sum(),

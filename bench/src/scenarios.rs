@@ -54,6 +54,20 @@ pub async fn run(args: &RunArgs, pinning: &Pinning) -> anyhow::Result<bool> {
     eprintln!("bench: 1-min load average {} on {} CPUs", context.machine.load_average, context.machine.cpus);
 
     let mut dataset = Dataset::prepare(&bins, args).await?;
+    if args.only_realtime {
+        let backend = context.backend;
+        let measured = realtime(args, pinning, &bins, &dataset, backend).await;
+        let cleanup = dataset.cleanup().await;
+        let report = measured?;
+        cleanup?;
+        println!("{}", report.markdown());
+        if let Some(path) = &args.write_docs {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let updated = crate::report::replace_block(&text, &format!("realtime-{backend}"), &report.markdown())?;
+            std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(report.complete());
+    }
     let measured = measure(args, pinning, &bins, &dataset).await;
     let cleanup = dataset.cleanup().await;
     let (statements, loads) = measured?;

@@ -11,7 +11,8 @@ use hyper::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-const HOME_FEED: &str = include_str!("../../playground/queries/HomeFeed.graphql");
+/// The home screen's query, as checked in (also the network simulation's app open).
+pub(crate) const HOME_FEED: &str = include_str!("../../playground/queries/HomeFeed.graphql");
 
 use crate::{
     http::{self, RequestSpec},
@@ -42,7 +43,8 @@ pub struct TransportReport {
     pub warm: Vec<Step>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as APQ ids are written.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -56,7 +58,8 @@ fn get(path: String, token: &str, extra: &[(HeaderName, &str)]) -> anyhow::Resul
     Ok(spec)
 }
 
-fn query_string(pairs: &[(&str, String)]) -> String {
+/// `a=…&b=…`, form-encoded.
+pub(crate) fn query_string(pairs: &[(&str, String)]) -> String {
     url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }
 
