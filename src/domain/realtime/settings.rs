@@ -32,7 +32,8 @@ pub struct RealtimeSettings {
     pub ws_ping_interval_seconds: u64,
     /// A connection from which nothing (not even a pong) arrived for this long is dropped.
     pub ws_idle_timeout_seconds: u64,
-    /// WebSocket read buffer per connection, in bytes (small keeps idle sockets cheap).
+    /// WebSocket read buffer per connection, in bytes (small keeps idle sockets cheap; client
+    /// messages are small, and a bigger one only takes more reads).
     pub ws_read_buffer_bytes: usize,
     /// WebSocket write buffer per connection, in bytes (0 writes each frame at once).
     pub ws_write_buffer_bytes: usize,
@@ -63,7 +64,7 @@ impl Default for RealtimeSettings {
             ws_init_timeout_seconds: 10,
             ws_ping_interval_seconds: 25,
             ws_idle_timeout_seconds: 70,
-            ws_read_buffer_bytes: 4 * 1024,
+            ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_max_message_bytes: 64 * 1024,
             presence_heartbeat_seconds: 30,

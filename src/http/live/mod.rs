@@ -217,7 +217,7 @@ impl Executor for LiveExecutor {
         let this = self.clone();
         async_stream::stream! {
             let _held = guard;
-            if let Err(refused) = this.throttle(kind).await {
+            if let Err(refused) = Box::pin(this.throttle(kind)).await {
                 yield *refused;
                 return;
             }

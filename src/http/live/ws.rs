@@ -203,11 +203,13 @@ async fn run(
     if *closing.borrow_and_update() {
         return ending(close::GOING_AWAY, "Server shutting down: reconnect");
     }
-    let init = match first_message(socket, Duration::from_secs(settings.ws_init_timeout_seconds)).await {
+    // Futures awaited once or rarely are boxed so that the connection's own state, kept for
+    // its whole life, stays small.
+    let init = match Box::pin(first_message(socket, Duration::from_secs(settings.ws_init_timeout_seconds))).await {
         Ok(init) => init,
         Err(end) => return end,
     };
-    let auth = match authenticate(state, &init, header_token).await {
+    let auth = match Box::pin(authenticate(state, &init, header_token)).await {
         Ok(auth) => auth,
         Err(end) => return Some(end),
     };
@@ -215,7 +217,7 @@ async fn run(
     if app.presence.connections_of(user_id) >= settings.max_connections_per_user {
         return ending(close::TOO_MANY, "Too many connections: retry later");
     }
-    let _online = app.presence.connect(user_id).await;
+    let _online = Box::pin(app.presence.connect(user_id)).await;
     let mut revocations = app.gate.subscribe();
     let leeway = app.settings.auth.leeway_seconds;
     let mut expires = expiry_instant(auth.expires_at, leeway);
@@ -248,7 +250,7 @@ async fn run(
                 };
                 heard = Instant::now();
                 if let Some(token) = reauth_token(&bytes) {
-                    match authenticate_token(&app, &token).await {
+                    match Box::pin(authenticate_token(&app, &token)).await {
                         Ok(fresh) if fresh.viewer.user_id == auth.viewer.user_id => {
                             expires = expiry_instant(fresh.expires_at, leeway);
                         }
@@ -288,7 +290,7 @@ async fn run(
                 // A device signed out on another replica: the gate's answer (cached for
                 // `auth.revocation_cache_seconds`) catches it within one ping interval.
                 if let Some(device) = auth.viewer.device_id
-                    && !app.gate.allows(user_id, device).await.unwrap_or(true)
+                    && !Box::pin(app.gate.allows(user_id, device)).await.unwrap_or(true)
                 {
                     return ending(close::UNAUTHORIZED, "Unauthorized: device signed out");
                 }
@@ -302,7 +304,7 @@ async fn run(
                     Ok(device) => Some(device) == auth.viewer.device_id,
                     // Missed some: ask the gate directly.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match auth.viewer.device_id {
-                        Some(device) => !app.gate.allows(user_id, device).await.unwrap_or(true),
+                        Some(device) => !Box::pin(app.gate.allows(user_id, device)).await.unwrap_or(true),
                         None => false,
                     },
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
