@@ -63,7 +63,7 @@ impl Default for RealtimeSettings {
             ws_init_timeout_seconds: 10,
             ws_ping_interval_seconds: 25,
             ws_idle_timeout_seconds: 70,
-            ws_read_buffer_bytes: 4 * 1024,
+            ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_max_message_bytes: 64 * 1024,
             presence_heartbeat_seconds: 30,
