@@ -13,12 +13,12 @@ const schema = buildSchema(readFileSync(join(root, 'schema.graphql'), 'utf8'));
 
 test('schema.graphql builds and is a valid schema', () => {
   assertValidSchema(schema);
-  for (const name of ['Query', 'Mutation', 'Node', 'User', 'Post', 'Comment', 'PostConnection', 'PageInfo']) {
+  for (const name of ['Query', 'Mutation', 'Subscription', 'Node', 'User', 'Post', 'Comment', 'PostConnection', 'PageInfo']) {
     assert.ok(schema.getType(name), `type ${name} exists`);
   }
   const node = schema.getType('Node');
   const implementations = schema.getPossibleTypes(node).map((t) => t.name).sort();
-  assert.deepEqual(implementations, ['Comment', 'Post', 'User']);
+  assert.deepEqual(implementations, ['Comment', 'Conversation', 'Message', 'Post', 'User']);
 });
 
 test('every screen query validates against the schema', () => {
