@@ -15,9 +15,33 @@ pub fn app<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<App>> {
     ctx.data::<Arc<App>>().map_err(|_| missing("app"))
 }
 
+/// Request data built on first use. Live connections attach their loaders this way: an idle
+/// subscription (most of them, most of the time) then never allocates them.
+pub struct Lazy<T> {
+    cell: std::sync::OnceLock<T>,
+    build: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T> Lazy<T> {
+    /// Data that `build` makes when a resolver first asks for it.
+    pub fn new(build: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self { cell: std::sync::OnceLock::new(), build: Box::new(build) }
+    }
+
+    /// The data, built now if needed.
+    pub fn get(&self) -> &T {
+        self.cell.get_or_init(|| (self.build)())
+    }
+}
+
+/// `T` attached to the request, directly or as [`Lazy<T>`].
+pub fn data_or_lazy<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> Option<&'a T> {
+    ctx.data::<T>().ok().or_else(|| ctx.data::<Lazy<T>>().ok().map(Lazy::get))
+}
+
 /// The loaders of this operation.
 pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
-    ctx.data::<Loaders>().map_err(|_| missing("loaders"))
+    data_or_lazy::<Loaders>(ctx).ok_or_else(|| missing("loaders"))
 }
 
 /// The viewer (anonymous when the request carried no token).

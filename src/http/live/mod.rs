@@ -20,6 +20,7 @@ use crate::{
     app::App,
     graphql::{
         AppSchema, batch_driver,
+        context::Lazy,
         error::{ErrorCode, rate_limited},
         error_codes::{assign_codes, check_field_count, with_code},
         loaders::Loaders,
@@ -148,7 +149,6 @@ impl LiveExecutor {
     }
 
     fn prepare(&self, request: Request, spawner: &batch_driver::BatchSpawner) -> Request {
-        let settings = &self.app.settings;
         let user = self.viewer.id_or_zero();
         // Upstream fields resolved over a live connection get the same deadline as a screen,
         // counted from the start of the operation (or of the subscription).
@@ -156,9 +156,20 @@ impl LiveExecutor {
             upstreams: self.app.upstreams.clone(),
             scope: CallScope::new(self.app.upstreams.screen_deadline, None, TraceContext::new_root()),
         };
-        let loaders =
-            Loaders::new(self.app.db.clone(), self.app.metrics.clone(), user, spawner, &settings.dataloader, upstream);
-        let messaging = MessagingLoaders::new(self.app.db.clone(), user, spawner, &settings.dataloader);
+        let (app, batches) = (self.app.clone(), spawner.clone());
+        let loaders = Lazy::new(move || {
+            Loaders::new(
+                app.db.clone(),
+                app.metrics.clone(),
+                user,
+                &batches,
+                &app.settings.dataloader,
+                upstream.clone(),
+            )
+        });
+        let (app, batches) = (self.app.clone(), spawner.clone());
+        let messaging =
+            Lazy::new(move || MessagingLoaders::new(app.db.clone(), user, &batches, &app.settings.dataloader));
         let mut request = request.data(loaders).data(messaging).data(self.viewer).data(self.client.clone());
         if let Some(seq) = self.resume {
             request = request.data(ResumeFrom(seq));
