@@ -1,5 +1,5 @@
-//! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token`, `schema`, `documents`
-//! and `example-upstream`.
+//! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token`, `tokens`, `schema`,
+//! `documents` and `example-upstream`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -53,6 +53,16 @@ enum Command {
         /// The user's handle.
         #[arg(long)]
         user: String,
+        /// Lifetime in seconds (default: the configured access-token lifetime).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Mint access tokens for the first N users by id, one `<user id> <token>` line each (load
+    /// tests: thousands of sockets, each its own user).
+    Tokens {
+        /// How many users.
+        #[arg(long)]
+        first: u64,
         /// Lifetime in seconds (default: the configured access-token lifetime).
         #[arg(long)]
         ttl: Option<u64>,
@@ -194,6 +204,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("no user with handle {user:?}"))?;
             let token = app.keys.mint(row.id, ttl)?;
             println!("{token}");
+        }
+        Command::Tokens { first, ttl } => {
+            use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+            let app = App::init(settings).await?;
+            let ids: Vec<i64> = db::entities::user::Entity::find()
+                .select_only()
+                .column(db::entities::user::Column::Id)
+                .order_by_asc(db::entities::user::Column::Id)
+                .limit(first)
+                .into_tuple()
+                .all(app.db.conn())
+                .await?;
+            let mut out = String::with_capacity(ids.len() * 300);
+            for id in ids {
+                out.push_str(&format!("{id} {}\n", app.keys.mint(id, ttl)?));
+            }
+            print!("{out}");
         }
         Command::Documents { command: DocumentsCommand::Import { file, app_version } } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

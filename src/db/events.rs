@@ -8,6 +8,9 @@ use sea_orm::{
 
 use super::entities::{event_head, user_event};
 
+/// Rows per multi-row statement (well below SQLite's and PostgreSQL's parameter limits).
+const CHUNK: usize = 1_000;
+
 /// Takes the next sequence number of each user (ascending ids, so concurrent writers lock
 /// head rows in one order); returns `(user_id, seq)` pairs. The head rows stay locked until
 /// the transaction ends, so sequence numbers commit in order and never leave a gap.
@@ -18,31 +21,35 @@ pub async fn next_seqs(conn: &impl ConnectionTrait, user_ids: &[i64]) -> Result<
     let mut sorted = user_ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let rows: Vec<String> = (0..sorted.len()).map(|i| format!("(${}, 1, 0)", i + 1)).collect();
-    let sql = format!(
-        "INSERT INTO event_heads (user_id, last_seq, pruned_through) VALUES {} \
-         ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + 1 RETURNING user_id, last_seq",
-        rows.join(", ")
-    );
     #[derive(FromQueryResult)]
     struct Row {
         user_id: i64,
         last_seq: i64,
     }
-    let values: Vec<Value> = sorted.iter().map(|id| Value::from(*id)).collect();
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
-    let mut out: Vec<(i64, i64)> =
-        Row::find_by_statement(stmt).all(conn).await?.into_iter().map(|r| (r.user_id, r.last_seq)).collect();
+    let mut out = Vec::with_capacity(sorted.len());
+    // Chunks in ascending order keep the lock order and the bound-parameter count in check.
+    for chunk in sorted.chunks(CHUNK) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, 1)", i + 1)).collect();
+        let sql = format!(
+            "INSERT INTO event_heads (user_id, last_seq) VALUES {} \
+             ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + 1 RETURNING user_id, last_seq",
+            rows.join(", ")
+        );
+        let values: Vec<Value> = chunk.iter().map(|id| Value::from(*id)).collect();
+        let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+        out.extend(Row::find_by_statement(stmt).all(conn).await?.into_iter().map(|r| (r.user_id, r.last_seq)));
+    }
     out.sort_unstable();
     Ok(out)
 }
 
-/// Inserts logged events.
+/// Inserts logged events (in chunks: a message to a big group is many rows).
 pub async fn insert(conn: &impl ConnectionTrait, rows: Vec<user_event::ActiveModel>) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        user_event::Entity::insert_many(chunk).exec_without_returning(conn).await?;
     }
-    user_event::Entity::insert_many(rows).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -111,22 +118,34 @@ pub async fn ack(
     Ok(Row::find_by_statement(stmt).one(conn).await?.map(|r| r.acked_seq).unwrap_or(seq))
 }
 
+/// The oldest retained seq of a user's log (none when it holds no events).
+pub async fn oldest(conn: &impl ConnectionTrait, user_id: i64) -> Result<Option<i64>, DbErr> {
+    user_event::Entity::find()
+        .select_only()
+        .column(user_event::Column::Seq)
+        .filter(user_event::Column::UserId.eq(user_id))
+        .order_by_asc(user_event::Column::Seq)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(conn)
+        .await
+}
+
 /// Retention: forgets events older than `older_than` and all but the newest `keep` of each
-/// user, recording in each head how far the log was pruned. Returns the deleted count.
+/// user. Only ever a prefix of each log goes (by age: everything up to the newest old event,
+/// so clock skew between replicas cannot punch a hole), and head rows are not locked, so
+/// appends never wait for the sweep. Returns the deleted count.
 pub async fn prune(
     conn: &impl ConnectionTrait,
     older_than: chrono::DateTime<chrono::Utc>,
     keep: i64,
 ) -> Result<u64, DbErr> {
     let backend = conn.get_database_backend();
-    let by_age = "UPDATE event_heads SET pruned_through = \
-         (SELECT MAX(e.seq) FROM user_events e WHERE e.user_id = event_heads.user_id AND e.created_at < $1) \
-         WHERE EXISTS (SELECT 1 FROM user_events e WHERE e.user_id = event_heads.user_id \
-           AND e.created_at < $1 AND e.seq > event_heads.pruned_through)";
-    conn.execute_raw(Statement::from_sql_and_values(backend, by_age, [older_than.into()])).await?;
-    let by_count = "UPDATE event_heads SET pruned_through = last_seq - $1 WHERE last_seq - $1 > pruned_through";
-    conn.execute_raw(Statement::from_sql_and_values(backend, by_count, [keep.into()])).await?;
-    let delete = "DELETE FROM user_events WHERE seq <= \
-         (SELECT h.pruned_through FROM event_heads h WHERE h.user_id = user_events.user_id)";
-    Ok(conn.execute_raw(Statement::from_string(backend, delete)).await?.rows_affected())
+    let by_age = "DELETE FROM user_events WHERE seq <= \
+         (SELECT MAX(e.seq) FROM user_events e WHERE e.user_id = user_events.user_id AND e.created_at < $1)";
+    let aged = conn.execute_raw(Statement::from_sql_and_values(backend, by_age, [older_than.into()])).await?;
+    let by_count = "DELETE FROM user_events WHERE seq <= \
+         (SELECT h.last_seq - $1 FROM event_heads h WHERE h.user_id = user_events.user_id)";
+    let counted = conn.execute_raw(Statement::from_sql_and_values(backend, by_count, [keep.into()])).await?;
+    Ok(aged.rows_affected() + counted.rows_affected())
 }

@@ -115,13 +115,15 @@ async fn create(
     }
     .insert(conn)
     .await?;
-    let rows = members.iter().map(|&user_id| conversation_member::ActiveModel {
-        conversation_id: Set(row.id),
-        user_id: Set(user_id),
-        joined_at: Set(now),
-        last_read_seq: Set(0),
-    });
-    conversation_member::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    for chunk in members.chunks(1_000) {
+        let rows = chunk.iter().map(|&user_id| conversation_member::ActiveModel {
+            conversation_id: Set(row.id),
+            user_id: Set(user_id),
+            joined_at: Set(now),
+            last_read_seq: Set(0),
+        });
+        conversation_member::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    }
     let record = ConversationRecord { conversation_id: row.id };
     let events = log::append(conn, settings, members, EventKind::ConversationAdded, &record).await?;
     Ok((ConversationRef { conversation_id: row.id }, events))

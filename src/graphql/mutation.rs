@@ -21,6 +21,7 @@ use crate::{
         DomainError,
         idempotency::{self, Attempt},
         posts::{self, NewMedia, NewPost, PostRef},
+        realtime::activity::{self, Activity},
         social::{self, CommentRef, FollowRef},
         validate,
     },
@@ -56,6 +57,21 @@ where
     // Values cached earlier in this operation may be stale now.
     loaders(ctx)?.clear();
     Ok(result)
+}
+
+/// Events appended inside an idempotent effect, published once it has committed (a replayed
+/// attempt appends and publishes nothing).
+#[derive(Clone, Default)]
+struct PendingEvents(std::sync::Arc<std::sync::Mutex<Vec<crate::db::entities::user_event::Model>>>);
+
+impl PendingEvents {
+    fn set(&self, events: Vec<crate::db::entities::user_event::Model>) {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = events;
+    }
+
+    fn take(&self) -> Vec<crate::db::entities::user_event::Model> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
 }
 
 async fn load_post(ctx: &Context<'_>, post: PostRef) -> async_graphql::Result<Option<Post>> {
@@ -240,10 +256,19 @@ impl SocialMutation {
         let post_id = ids::decode_as(&input.post_id, NodeType::Post)?;
         let body = input.body;
         let fingerprint = (post_id, body.clone());
+        let app = app(ctx)?;
+        let (settings, events) = (app.settings.realtime.clone(), PendingEvents::default());
+        let pending = events.clone();
         let added: CommentRef = idempotent(ctx, "addComment", input.idempotency_key, &fingerprint, move |tx| {
-            Box::pin(async move { social::add_comment(&**tx, user, post_id, &body).await })
+            Box::pin(async move {
+                let added = social::add_comment(&**tx, user, post_id, &body).await?;
+                let activity = Activity::Comment { comment_id: added.comment_id };
+                pending.set(activity::post_activity(&**tx, &settings, post_id, user, activity).await?);
+                Ok(added)
+            })
         })
         .await?;
+        app.bus.publish(events.take());
         let comment = loaders(ctx)?.comments.load_one(added.comment_id).await.map_err(loader_error)?;
         Ok(AddCommentPayload {
             comment: comment.map(|(c, _)| Comment::from(c)),
@@ -256,10 +281,19 @@ impl SocialMutation {
         let user = viewer(ctx).require().api()?;
         let post_id = ids::decode_as(&input.post_id, NodeType::Post)?;
         let kind = input.kind.as_storage();
+        let app = app(ctx)?;
+        let (settings, events) = (app.settings.realtime.clone(), PendingEvents::default());
+        let pending = events.clone();
         let reacted: PostRef = idempotent(ctx, "react", input.idempotency_key, &(post_id, kind), move |tx| {
-            Box::pin(async move { social::react(&**tx, user, post_id, kind).await })
+            Box::pin(async move {
+                let reacted = social::react(&**tx, user, post_id, kind).await?;
+                let activity = Activity::Reaction { kind: kind.to_owned() };
+                pending.set(activity::post_activity(&**tx, &settings, post_id, user, activity).await?);
+                Ok(reacted)
+            })
         })
         .await?;
+        app.bus.publish(events.take());
         Ok(ReactionPayload { post: load_post(ctx, reacted).await? })
     }
 

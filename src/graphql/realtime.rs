@@ -17,11 +17,16 @@ use super::{
     error::{DomainResultExt, ErrorCode, api_error, loader_error, resync_required},
     ids::{self, NodeType},
     messaging::{member_conversation, types::Message},
-    types::user::User,
+    types::{
+        comment::Comment,
+        post::{Post, ReactionKind},
+        user::User,
+    },
 };
 use crate::{
     db::entities::user_event,
     domain::realtime::{
+        activity::{Activity, PostActivityRecord},
         log::{self, ConversationRecord, EventKind as StoredKind, MessageRecord, PresenceRecord, ReadRecord},
         presence::Status,
         stream::{self, Item},
@@ -39,6 +44,8 @@ pub enum EventKind {
     ConversationAdded,
     /// A contact's presence changed (`presence`).
     PresenceChanged,
+    /// Someone commented on or reacted to one of the viewer's posts (`postActivity`).
+    PostActivity,
 }
 
 impl From<StoredKind> for EventKind {
@@ -48,6 +55,7 @@ impl From<StoredKind> for EventKind {
             StoredKind::MessageRead => Self::MessageRead,
             StoredKind::ConversationAdded => Self::ConversationAdded,
             StoredKind::PresenceChanged => Self::PresenceChanged,
+            StoredKind::PostActivity => Self::PostActivity,
         }
     }
 }
@@ -93,7 +101,7 @@ impl Event {
             StoredKind::MessageAdded => self.payload::<MessageRecord>(self.kind).map(|m| m.conversation_id),
             StoredKind::MessageRead => self.payload::<ReadRecord>(self.kind).map(|r| r.conversation_id),
             StoredKind::ConversationAdded => self.payload::<ConversationRecord>(self.kind).map(|c| c.conversation_id),
-            StoredKind::PresenceChanged => None,
+            StoredKind::PresenceChanged | StoredKind::PostActivity => None,
         };
         id.map(|id| ids::encode(NodeType::Conversation, id))
     }
@@ -111,6 +119,61 @@ impl Event {
     /// The new presence (`PRESENCE_CHANGED`).
     async fn presence(&self) -> Option<Presence> {
         self.payload::<PresenceRecord>(StoredKind::PresenceChanged).map(Presence)
+    }
+
+    /// The comment or reaction on the viewer's post (`POST_ACTIVITY`).
+    async fn post_activity(&self) -> Option<PostActivity> {
+        self.payload::<PostActivityRecord>(StoredKind::PostActivity).map(PostActivity)
+    }
+}
+
+/// Comment or reaction.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostActivityKind {
+    /// A new comment (`comment`).
+    Comment,
+    /// A reaction, new or changed (`reaction`).
+    Reaction,
+}
+
+/// Someone's activity on one of the viewer's posts.
+pub struct PostActivity(PostActivityRecord);
+
+#[Object(cache_control(private))]
+impl PostActivity {
+    /// Comment or reaction.
+    async fn kind(&self) -> PostActivityKind {
+        match self.0.activity {
+            Activity::Comment { .. } => PostActivityKind::Comment,
+            Activity::Reaction { .. } => PostActivityKind::Reaction,
+        }
+    }
+
+    /// The post (null if it was deleted since).
+    async fn post(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Post>> {
+        let row = loaders(ctx)?.posts.load_one(self.0.post_id).await.map_err(loader_error)?;
+        Ok(row.map(Post::from))
+    }
+
+    /// Who commented or reacted.
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let row = loaders(ctx)?.users.load_one(self.0.actor_id).await.map_err(loader_error)?;
+        Ok(row.map(User::from))
+    }
+
+    /// The comment (`COMMENT`; null if it was deleted since).
+    async fn comment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Comment>> {
+        let Activity::Comment { comment_id } = self.0.activity else { return Ok(None) };
+        let row = loaders(ctx)?.comments.load_one(comment_id).await.map_err(loader_error)?;
+        Ok(row.map(|(c, _)| Comment::from(c)))
+    }
+
+    /// The reaction (`REACTION`).
+    async fn reaction(&self) -> Option<ReactionKind> {
+        match &self.0.activity {
+            Activity::Reaction { kind } => ReactionKind::from_storage(kind),
+            Activity::Comment { .. } => None,
+        }
     }
 }
 

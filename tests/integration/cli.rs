@@ -37,6 +37,14 @@ async fn migrate_seed_and_token_work_from_the_command_line() {
     let user_id = app.keys.verify(token).expect("valid token");
     let alice = mobile_bff::db::users::by_handle(app.db.conn(), "alice").await.expect("q").expect("alice");
     assert_eq!(user_id, alice.id);
+    // Many at once, for load tests: `<user id> <token>` per line.
+    let many = run(&["tokens", "--first", "20"]);
+    let lines: Vec<(i64, &str)> = many
+        .lines()
+        .map(|l| l.split_once(' ').map(|(id, t)| (id.parse().expect("id"), t)).expect("two fields"))
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines.iter().all(|(id, t)| app.keys.verify(t).expect("valid") == *id));
     // Seeding again is a no-op, not a duplicate dataset.
     run(&["seed", "--users", "25"]);
     let count = mobile_bff::db::users::by_ids(app.db.conn(), &(1..=100).collect::<Vec<_>>()).await.expect("q").len();

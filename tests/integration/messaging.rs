@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, code};
+use crate::common::{TestServer, code, screen};
 
 const INBOX: &str = "query Inbox($first: Int, $after: String) { conversations(first: $first, after: $after) {
   edges { cursor node { id kind title lastSeq unreadCount viewerLastReadSeq
@@ -56,6 +56,34 @@ async fn inbox_lists_conversations_with_constant_statements() {
 }
 
 #[tokio::test]
+async fn screen_queries_cost_the_same_statements_whatever_the_page() {
+    let server = TestServer::start(8).await;
+    let alice = server.token("alice").await;
+    let inbox = screen("Inbox");
+    let cost = |first: i64| {
+        let (server, inbox, alice) = (&server, &inbox, &alice);
+        async move {
+            let before = server.statements().await;
+            let data = server.data(inbox, json!({ "first": first }), Some(alice)).await;
+            (server.statements().await - before, data)
+        }
+    };
+    let (one, _) = cost(1).await;
+    let (five, data) = cost(5).await;
+    assert_eq!(one, five, "Inbox: statements do not depend on the page size");
+    let id = data["conversations"]["edges"][4]["node"]["id"].clone();
+    let conversation = screen("Conversation");
+    let before = server.statements().await;
+    let page = server.data(&conversation, json!({ "id": id, "last": 5 }), Some(&alice)).await;
+    let small = server.statements().await - before;
+    let before = server.statements().await;
+    server.data(&conversation, json!({ "id": id, "last": 30 }), Some(&alice)).await;
+    assert_eq!(small, server.statements().await - before, "Conversation: same for 5 or 30 messages");
+    assert!(!page["conversation"]["messages"]["edges"].as_array().expect("edges").is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn send_is_idempotent_and_moves_the_inbox() {
     let server = TestServer::start(6).await;
     let alice = server.token("alice").await;
@@ -86,6 +114,14 @@ async fn send_is_idempotent_and_moves_the_inbox() {
     assert_eq!(read["markRead"]["conversation"]["unreadCount"], 0);
     let back = server.data(mark, json!({ "c": direct, "s": 1 }), Some(&alice)).await;
     assert_eq!(back["markRead"]["lastReadSeq"], seq);
+    // Bob's log: his message, then alice's read receipt (once: the second markRead moved nothing).
+    let poll = "{ pollEvents(afterSeq: 0) { events { kind read { seq user { handle } } } } }";
+    let events = server.data(poll, json!({}), Some(&bob)).await["pollEvents"]["events"].clone();
+    let kinds: Vec<&str> =
+        events.as_array().expect("events").iter().map(|e| e["kind"].as_str().expect("kind")).collect();
+    assert_eq!(kinds, vec!["MESSAGE_ADDED", "MESSAGE_READ"]);
+    assert_eq!(events[1]["read"]["user"]["handle"], "alice");
+    assert_eq!(events[1]["read"]["seq"], seq);
     server.stop().await;
 }
 
@@ -186,5 +222,11 @@ async fn conversations_are_started_once_and_groups_idempotently() {
     assert_eq!(code(&empty), "BAD_USER_INPUT");
     let grace_token = server.token("grace").await;
     assert_eq!(conversation_ids(&server, &grace_token).await.len(), 2);
+    // Both conversations reached grace's event log.
+    let poll = "{ pollEvents(afterSeq: 0) { events { seq kind conversationId } } }";
+    let events = server.data(poll, json!({}), Some(&grace_token)).await["pollEvents"]["events"].clone();
+    let added: Vec<&Value> = events.as_array().expect("events").iter().map(|e| &e["conversationId"]).collect();
+    assert_eq!(added, vec![&a["startConversation"]["conversation"]["id"], &g1["createGroup"]["conversation"]["id"]]);
+    assert!(events.as_array().expect("events").iter().all(|e| e["kind"] == "CONVERSATION_ADDED"));
     server.stop().await;
 }

@@ -78,6 +78,16 @@ async fn poll_returns_the_log_acks_and_resync_after_retention() {
     assert_eq!(seqs(&recent["events"]), vec![4, 5, 6, 7, 8]);
     let future = server.gql(POLL, json!({ "a": 1000 }), Some(&bob)).await;
     assert_eq!(code(&future), "RESYNC_REQUIRED");
+    // Age: everything older than now goes; a client that had it all is still in sync, one
+    // that was behind must resync.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    mobile_bff::db::events::prune(app.db.conn(), later, 1_000).await.expect("prune by age");
+    let synced = server.data(POLL, json!({ "a": 8 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&synced["events"]), Vec::<i64>::new());
+    assert_eq!(code(&server.gql(POLL, json!({ "a": 7 }), Some(&bob)).await), "RESYNC_REQUIRED");
+    send_many(&server, &alice, &conversation, "after-prune", 1).await;
+    let next = server.data(POLL, json!({ "a": 8 }), Some(&bob)).await["pollEvents"].clone();
+    assert_eq!(seqs(&next["events"]), vec![9], "seqs continue after pruning");
     // Bounds and auth.
     assert_eq!(code(&server.gql(POLL, json!({ "a": 0, "w": 31 }), Some(&bob)).await), "BAD_USER_INPUT");
     assert_eq!(code(&server.gql(POLL, json!({ "a": -1 }), Some(&bob)).await), "BAD_USER_INPUT");
@@ -358,4 +368,84 @@ async fn an_event_written_on_one_replica_reaches_a_subscriber_on_another() {
     drop(on_b);
     drop(b);
     database.destroy().await;
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_devices_event_stream() {
+    let server = TestServer::start(6).await;
+    let register = "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }";
+    let input = json!({ "email": "sse@example.com", "password": "correct horse battery", "handle": "sse_user",
+        "displayName": "SSE", "device": { "clientDeviceId": "5b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", "platform": "ANDROID" } });
+    let token = server.data(register, json!({ "input": input }), None).await["register"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut stream = SseStream::open(&server.base, &token, EVENTS, None).await;
+    server.data("mutation { logout }", json!({}), Some(&token)).await;
+    let mut rest = Vec::new();
+    while let Some(event) = stream.next().await {
+        rest.push(event.event);
+    }
+    assert!(rest.is_empty(), "the stream ended without events or `complete`: {rest:?}");
+    // Reconnecting with the revoked token is refused.
+    let again = server
+        .client
+        .post(format!("{}/graphql/sse", server.base))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": EVENTS }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_to_a_big_group_reaches_every_members_log() {
+    let server = TestServer::start_with(1500, |s| s.realtime.max_group_members = 2000).await;
+    let alice = server.token("alice").await;
+    let members: Vec<String> = (2..=1500)
+        .map(|id| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("User:{id}"))
+        })
+        .collect();
+    let group =
+        "mutation($m: [ID!]!) { createGroup(input: { title: \"Everyone\", memberIds: $m }) { conversation { id } } }";
+    let id =
+        server.data(group, json!({ "m": members }), Some(&alice)).await["createGroup"]["conversation"]["id"].clone();
+    let vars = json!({ "c": id, "k": "big-group-0001", "b": "hello, everyone" });
+    server.data(SEND, vars, Some(&alice)).await;
+    let last = mobile_bff::db::users::by_ids(server.app().db.conn(), &[1500]).await.expect("q").remove(0);
+    let token = server.app().keys.mint(last.id, None).expect("mint");
+    let polled = server.data(POLL, json!({ "a": 0 }), Some(&token)).await["pollEvents"]["events"].clone();
+    assert_eq!(polled[1]["message"]["body"], "hello, everyone", "{polled}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn comments_and_reactions_on_your_posts_are_events() {
+    let server = TestServer::start(6).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    let posts =
+        server.data("{ user(handle: \"alice\") { posts(first: 1) { edges { node { id } } } } }", json!({}), None).await;
+    let post = posts["user"]["posts"]["edges"][0]["node"]["id"].clone();
+    let comment = "mutation($p: ID!, $k: String) { addComment(input: { postId: $p, body: \"nice\", idempotencyKey: $k }) { comment { id } } }";
+    let first = server.data(comment, json!({ "p": post, "k": "comment-key-0001" }), Some(&bob)).await;
+    server.data(comment, json!({ "p": post, "k": "comment-key-0001" }), Some(&bob)).await; // a retry: no second event
+    server.data(comment, json!({ "p": post, "k": null }), Some(&alice)).await; // her own: no event
+    let react = "mutation($p: ID!) { react(input: { postId: $p, kind: LOVE }) { post { id } } }";
+    server.data(react, json!({ "p": post }), Some(&bob)).await;
+    let poll = "{ pollEvents(afterSeq: 0) { events { seq kind postActivity { kind reaction actor { handle } post { id } comment { id } } } } }";
+    let events = server.data(poll, json!({}), Some(&alice)).await["pollEvents"]["events"].clone();
+    let events = events.as_array().expect("events");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e["kind"] == "POST_ACTIVITY" && e["postActivity"]["actor"]["handle"] == "bob"));
+    assert_eq!(events[0]["postActivity"]["kind"], "COMMENT");
+    assert_eq!(events[0]["postActivity"]["comment"]["id"], first["addComment"]["comment"]["id"]);
+    assert_eq!(events[0]["postActivity"]["post"]["id"], post);
+    assert_eq!(events[1]["postActivity"]["kind"], "REACTION");
+    assert_eq!(events[1]["postActivity"]["reaction"], "LOVE");
+    server.stop().await;
 }

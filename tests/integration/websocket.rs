@@ -187,3 +187,29 @@ async fn silent_peers_are_dropped_and_shutdown_says_going_away() {
     assert_eq!(end["close"], u16::from(CloseCode::Away), "{end}");
     stopping.await.expect("stopped");
 }
+
+#[tokio::test]
+async fn operations_over_the_socket_spend_the_http_rate_limits() {
+    let server = TestServer::start_with(6, |s| {
+        s.rate_limits.enabled = true;
+        s.rate_limits.query_client = mobile_bff::infra::rate_limit::Budget { per_minute: 1, burst: 2 };
+    })
+    .await;
+    let bob = server.token("bob").await;
+    let mut ws = connect(&server, "graphql-transport-ws").await;
+    init(&mut ws, &bob).await;
+    for id in ["1", "2", "3"] {
+        send(&mut ws, json!({ "id": id, "type": "subscribe", "payload": { "query": "{ viewer { handle } }" } })).await;
+    }
+    let mut codes = Vec::new();
+    while codes.len() < 3 {
+        let message = next(&mut ws).await;
+        if message["type"] == "next" {
+            codes.push(message["payload"]["errors"][0]["extensions"]["code"].as_str().unwrap_or("ok").to_owned());
+        }
+    }
+    // The three run concurrently: which one is refused is not ordered.
+    codes.sort();
+    assert_eq!(codes, vec!["RATE_LIMITED", "ok", "ok"]);
+    server.stop().await;
+}

@@ -1,5 +1,6 @@
-//! The head of a user's event log: the last assigned `seq` and the highest `seq` retention
-//! has deleted (a client behind it must resync).
+//! The head of a user's event log: the last assigned `seq` (its row lock orders appends).
+//! The table's `pruned_through` column (from the first version of the migration, default 0)
+//! is no longer used: retention deletes prefixes, so the oldest retained event says it.
 
 use sea_orm::entity::prelude::*;
 
@@ -9,7 +10,6 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: i64,
     pub last_seq: i64,
-    pub pruned_through: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

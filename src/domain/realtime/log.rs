@@ -24,6 +24,8 @@ pub enum EventKind {
     ConversationAdded,
     /// A contact's presence changed.
     PresenceChanged,
+    /// Someone commented on or reacted to one of the user's posts.
+    PostActivity,
 }
 
 impl EventKind {
@@ -34,6 +36,7 @@ impl EventKind {
             Self::MessageRead => "message_read",
             Self::ConversationAdded => "conversation_added",
             Self::PresenceChanged => "presence_changed",
+            Self::PostActivity => "post_activity",
         }
     }
 
@@ -44,6 +47,7 @@ impl EventKind {
             "message_read" => Self::MessageRead,
             "conversation_added" => Self::ConversationAdded,
             "presence_changed" => Self::PresenceChanged,
+            "post_activity" => Self::PostActivity,
             _ => return None,
         })
     }
@@ -167,13 +171,19 @@ pub enum Start {
 
 /// The start position for a client that has seen `after` (`None`: only new events).
 pub async fn start(conn: &impl ConnectionTrait, user_id: i64, after: Option<i64>) -> Result<Start, DomainError> {
-    let head = db::events::head(conn, user_id).await?;
-    let (latest, pruned) = head.map(|h| (h.last_seq, h.pruned_through)).unwrap_or((0, 0));
-    Ok(match after {
-        None => Start::After(latest),
+    let latest = db::events::head(conn, user_id).await?.map(|h| h.last_seq).unwrap_or(0);
+    let after = match after {
+        None => return Ok(Start::After(latest)),
         Some(seq) if seq < 0 => return Err(DomainError::invalid("afterSeq must not be negative")),
-        Some(seq) if seq < pruned || seq > latest => Start::Resync { latest },
-        Some(seq) => Start::After(seq),
+        Some(seq) if seq > latest => return Ok(Start::Resync { latest }),
+        Some(seq) if seq == latest => return Ok(Start::After(seq)),
+        Some(seq) => seq,
+    };
+    // Retention deletes prefixes: the client missed nothing iff the next event it needs is
+    // still there.
+    Ok(match db::events::oldest(conn, user_id).await? {
+        Some(oldest) if oldest <= after + 1 => Start::After(after),
+        _ => Start::Resync { latest },
     })
 }
 

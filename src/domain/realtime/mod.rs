@@ -8,6 +8,7 @@
 //! all read the same log, so a client that comes back with its last seq gets exactly what it
 //! missed — or `RESYNC_REQUIRED` when retention has already forgotten it.
 
+pub mod activity;
 pub mod log;
 pub mod presence;
 pub mod settings;

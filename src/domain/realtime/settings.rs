@@ -32,7 +32,8 @@ pub struct RealtimeSettings {
     pub ws_ping_interval_seconds: u64,
     /// A connection from which nothing (not even a pong) arrived for this long is dropped.
     pub ws_idle_timeout_seconds: u64,
-    /// WebSocket read buffer per connection, in bytes (small keeps idle sockets cheap).
+    /// WebSocket read buffer per connection, in bytes (small keeps idle sockets cheap; client
+    /// messages are small, and a bigger one only takes more reads).
     pub ws_read_buffer_bytes: usize,
     /// WebSocket write buffer per connection, in bytes (0 writes each frame at once).
     pub ws_write_buffer_bytes: usize,
@@ -89,8 +90,14 @@ impl RealtimeSettings {
         if self.presence_heartbeat_seconds == 0 || self.presence_grace_seconds < self.presence_heartbeat_seconds {
             return Err("realtime.presence_grace_seconds must be at least presence_heartbeat_seconds".into());
         }
-        if self.max_group_members < 2 || self.max_message_chars == 0 || self.ws_read_buffer_bytes < 256 {
-            return Err("realtime.max_group_members ≥ 2, max_message_chars ≥ 1, ws_read_buffer_bytes ≥ 256".into());
+        if !(2..=100_000).contains(&self.max_group_members)
+            || !(1..=100_000).contains(&self.max_message_chars)
+            || self.ws_read_buffer_bytes < 256
+        {
+            return Err(
+                "realtime.max_group_members in 2..=100000, max_message_chars in 1..=100000, ws_read_buffer_bytes ≥ 256"
+                    .into(),
+            );
         }
         if self.pg_notify_channel.is_empty()
             || self.pg_notify_channel.len() > 63

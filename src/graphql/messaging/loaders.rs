@@ -31,6 +31,24 @@ pub struct LastMessageLoader(Ctx);
 pub struct UnreadLoader(Ctx);
 /// Members by conversation id.
 pub struct MembersLoader(Ctx);
+/// A page of a conversation's messages. Going through a loader (rather than awaiting the
+/// database directly in the resolver) keeps the page in the same batching level as its
+/// siblings (members, ...), so the senders of the page and the members are loaded in one
+/// users batch.
+pub struct MessagePageLoader(Ctx);
+
+/// Key of [`MessagePageLoader`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MessagePageKey {
+    /// The conversation.
+    pub conversation_id: i64,
+    /// `first`/`after` (oldest first after `cursor`) or `last`/`before` (newest first).
+    pub forward: bool,
+    /// The cursor seq (`after` or `before`), if any.
+    pub cursor: Option<i64>,
+    /// Page size; one more row is fetched to tell whether more exist.
+    pub limit: usize,
+}
 
 impl Loader<i64> for ConversationLoader {
     type Value = conversation::Model;
@@ -76,6 +94,26 @@ impl Loader<i64> for MembersLoader {
     }
 }
 
+impl Loader<MessagePageKey> for MessagePageLoader {
+    type Value = Vec<message::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[MessagePageKey]) -> Result<HashMap<MessagePageKey, Self::Value>, Self::Error> {
+        // One statement per page: a screen shows one conversation.
+        let mut out = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let conn = self.0.db.conn();
+            let rows = if key.forward {
+                db::messaging::messages_after(conn, key.conversation_id, key.cursor.unwrap_or(0), key.limit).await?
+            } else {
+                db::messaging::messages_before(conn, key.conversation_id, key.cursor, key.limit).await?
+            };
+            out.insert(*key, rows);
+        }
+        Ok(out)
+    }
+}
+
 /// The messaging loaders of one operation.
 pub struct MessagingLoaders {
     /// Conversations by id.
@@ -86,6 +124,8 @@ pub struct MessagingLoaders {
     pub unread: DataLoader<UnreadLoader, HashMapCache>,
     /// Members per conversation.
     pub members: DataLoader<MembersLoader, HashMapCache>,
+    /// Pages of messages.
+    pub message_pages: DataLoader<MessagePageLoader, HashMapCache>,
 }
 
 fn loader<T: Send + Sync + 'static>(
@@ -107,7 +147,8 @@ impl MessagingLoaders {
             conversations: loader(ConversationLoader(ctx.clone()), spawner, settings),
             last_message: loader(LastMessageLoader(ctx.clone()), spawner, settings),
             unread: loader(UnreadLoader(ctx.clone()), spawner, settings),
-            members: loader(MembersLoader(ctx), spawner, settings),
+            members: loader(MembersLoader(ctx.clone()), spawner, settings),
+            message_pages: loader(MessagePageLoader(ctx), spawner, settings),
         }
     }
 
@@ -117,5 +158,6 @@ impl MessagingLoaders {
         self.last_message.clear::<i64>();
         self.unread.clear::<i64>();
         self.members.clear::<i64>();
+        self.message_pages.clear::<MessagePageKey>();
     }
 }

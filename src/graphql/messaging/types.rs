@@ -8,16 +8,13 @@ use async_graphql::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 
-use super::loaders::MessagingLoaders;
+use super::loaders::{MessagePageKey, MessagingLoaders};
 use crate::{
-    db::{
-        self,
-        entities::{conversation, conversation_member},
-    },
+    db::entities::{conversation, conversation_member},
     domain::realtime::log::MessageRecord,
     graphql::{
         context::{app, loaders},
-        error::{ErrorCode, api_error, db_error, loader_error},
+        error::{ErrorCode, api_error, loader_error},
         ids::{self, NodeType},
         pagination::DEFAULT_PAGE_SIZE,
         types::user::User,
@@ -142,12 +139,12 @@ impl Conversation {
         if (first.is_some() || after.is_some()) && (last.is_some() || before.is_some()) {
             return Err(api_error(ErrorCode::BadUserInput, "use first/after or last/before, not both"));
         }
-        let conn = app.db.conn();
+        let pages = &messaging_loaders(ctx)?.message_pages;
         if first.is_some() || after.is_some() {
             let limit = page_size(first, max, "first")?;
             let after_seq = after.as_deref().map(decode_cursor).transpose()?.unwrap_or(0);
-            let mut rows =
-                db::messaging::messages_after(conn, self.row_id, after_seq, limit).await.map_err(db_error)?;
+            let key = MessagePageKey { conversation_id: self.row_id, forward: true, cursor: Some(after_seq), limit };
+            let mut rows = pages.load_one(key).await.map_err(loader_error)?.unwrap_or_default();
             let has_next = rows.len() > limit;
             rows.truncate(limit);
             let mut connection = Connection::new(after_seq > 0, has_next);
@@ -156,8 +153,8 @@ impl Conversation {
         } else {
             let limit = page_size(last, max, "last")?;
             let before_seq = before.as_deref().map(decode_cursor).transpose()?;
-            let mut rows =
-                db::messaging::messages_before(conn, self.row_id, before_seq, limit).await.map_err(db_error)?;
+            let key = MessagePageKey { conversation_id: self.row_id, forward: false, cursor: before_seq, limit };
+            let mut rows = pages.load_one(key).await.map_err(loader_error)?.unwrap_or_default();
             let has_previous = rows.len() > limit;
             rows.truncate(limit);
             rows.reverse();

@@ -12,7 +12,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use async_graphql::{Data, Executor, Request, Response, ServerError};
+use async_graphql::{Data, Executor, Request, Response, ServerError, parser::types::OperationType};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use futures_util::{StreamExt, stream::BoxStream};
 
@@ -21,14 +21,18 @@ use crate::{
     graphql::{
         AppSchema, batch_driver,
         context::Lazy,
-        error::ErrorCode,
+        error::{ErrorCode, rate_limited},
         error_codes::{assign_codes, check_field_count, with_code},
         loaders::Loaders,
         messaging::loaders::MessagingLoaders,
+        ordering::selected_operation,
         realtime::ResumeFrom,
         upstream::UpstreamContext,
     },
-    infra::upstream::{CallScope, TraceContext},
+    infra::{
+        rate_limit::Limit,
+        upstream::{CallScope, TraceContext},
+    },
     request::{ClientInfo, Viewer},
 };
 
@@ -120,15 +124,28 @@ impl LiveExecutor {
     }
 
     /// Parses the document (through the shared cache) and applies the field-count limit, as
-    /// the HTTP transport does; the error response when the document is refused.
-    fn admit(&self, request: &mut Request) -> Result<(), Box<Response>> {
+    /// the HTTP transport does; the operation's type, or the error response when the document
+    /// is refused.
+    fn admit(&self, request: &mut Request) -> Result<Option<OperationType>, Box<Response>> {
         let document = self.app.parsed.get_or_parse(&request.query).map_err(|err| {
             Box::new(Response::from_errors(vec![with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed)]))
         })?;
         check_field_count(&document, self.app.settings.limits.max_fields)
             .map_err(|error| Box::new(Response::from_errors(vec![error])))?;
+        let kind = selected_operation(&document, request.operation_name.as_deref()).map(|op| op.node.ty);
         request.set_parsed_query(async_graphql::parser::types::ExecutableDocument::clone(&document));
-        Ok(())
+        Ok(kind)
+    }
+
+    /// The same rate limits as over HTTP: mutations per user, other operations per client.
+    async fn throttle(&self, kind: Option<OperationType>) -> Result<(), Box<Response>> {
+        let limit = if kind == Some(OperationType::Mutation) { Limit::MutationPerUser } else { Limit::QueryPerClient };
+        let key = format!("u{}", self.viewer.id_or_zero());
+        self.app.limits.check(limit, &key).await.map_err(|retry| {
+            let mut error = rate_limited(retry).into_server_error(async_graphql::Pos::default());
+            error.locations.clear();
+            Box::new(Response::from_errors(vec![error]))
+        })
     }
 
     fn prepare(&self, request: Request, spawner: &batch_driver::BatchSpawner) -> Request {
@@ -179,7 +196,11 @@ impl Drop for ActiveGuard {
 
 impl Executor for LiveExecutor {
     async fn execute(&self, mut request: Request) -> Response {
-        if let Err(refused) = self.admit(&mut request) {
+        let kind = match self.admit(&mut request) {
+            Ok(kind) => kind,
+            Err(refused) => return *refused,
+        };
+        if let Err(refused) = self.throttle(kind).await {
             return *refused;
         }
         let (spawner, queue) = batch_driver::channel();
@@ -190,9 +211,10 @@ impl Executor for LiveExecutor {
     }
 
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        if let Err(refused) = self.admit(&mut request) {
-            return futures_util::stream::once(async move { *refused }).boxed();
-        }
+        let kind = match self.admit(&mut request) {
+            Ok(kind) => kind,
+            Err(refused) => return futures_util::stream::once(async move { *refused }).boxed(),
+        };
         if self.active.fetch_add(1, Ordering::AcqRel) >= self.max_active {
             self.active.fetch_sub(1, Ordering::AcqRel);
             let message = format!("at most {} subscriptions per connection", self.max_active);
@@ -203,16 +225,51 @@ impl Executor for LiveExecutor {
         live.subscriptions.inc();
         let guard = ActiveGuard { active: self.active.clone(), gauge: live.subscriptions.clone() };
         let sent = live.messages_sent.clone();
-        let (spawner, queue) = batch_driver::channel();
-        let request = self.prepare(request, &spawner);
-        let stream = self.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default());
-        batch_driver::drive_stream(stream, queue)
-            .map(move |mut response| {
-                let _held = &guard;
+        let this = self.clone();
+        async_stream::stream! {
+            let _held = guard;
+            if let Err(refused) = Box::pin(this.throttle(kind)).await {
+                yield *refused;
+                return;
+            }
+            let (spawner, queue) = batch_driver::channel();
+            let request = this.prepare(request, &spawner);
+            let stream = this.schema.execute_stream_with_session_data(request, session_data.unwrap_or_default());
+            let mut driven = batch_driver::drive_stream(stream, queue);
+            while let Some(mut response) = driven.next().await {
                 sent.inc();
                 assign_codes(&mut response);
-                response
-            })
-            .boxed()
+                yield response;
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_where_clients_put_them() {
+        let cases = [
+            serde_json::json!({ "authorization": "Bearer a" }),
+            serde_json::json!({ "Authorization": "Bearer a" }),
+            serde_json::json!({ "token": "Bearer a" }),
+            serde_json::json!({ "accessToken": "Bearer a" }),
+            serde_json::json!({ "headers": { "Authorization": "Bearer a" } }),
+        ];
+        for payload in cases {
+            assert_eq!(token_in(&payload).as_deref(), Some("Bearer a"), "{payload}");
+        }
+        assert_eq!(token_in(&serde_json::json!({ "authorization": 7 })), None);
+        assert_eq!(token_in(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn expiry_is_read_from_the_claims() {
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000,"sub":"1"}"#);
+        assert_eq!(expiry(&format!("h.{claims}.s")), Some(1_700_000_000));
+        assert_eq!(expiry("garbage"), None);
     }
 }

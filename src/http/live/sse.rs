@@ -142,6 +142,9 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
     let mut closing = app.closing.subscribe();
     let mut revocations = app.gate.subscribe();
     let device = viewer.device_id;
+    let gate_app = app.clone();
+    let every = Duration::from_secs(settings.ws_ping_interval_seconds);
+    let mut checks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let results = executor.execute_stream(request, None);
     let events = async_stream::stream! {
         let _online = online;
@@ -176,6 +179,12 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
                         return;
                     }
                 }
+                // Signed out on another replica: seen through the gate within one interval.
+                _ = checks.tick() => {
+                    if let Some(id) = device && !gate_app.gate.allows(user_id, id).await.unwrap_or(true) {
+                        return;
+                    }
+                }
                 _ = closing.changed() => return,
             }
         }
@@ -201,4 +210,23 @@ fn sse_response(
     // Tell buffering proxies (nginx) to pass events through at once.
     headers.insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_come_from_the_root_seq() {
+        let response =
+            async_graphql::Response::new(async_graphql::value!({ "events": { "seq": 42, "kind": "MESSAGE_ADDED" } }));
+        assert_eq!(seq_of(&response), Some(42));
+        let without = async_graphql::Response::new(async_graphql::value!({ "events": { "kind": "MESSAGE_ADDED" } }));
+        assert_eq!(seq_of(&without), None);
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", "17".parse().expect("header"));
+        assert_eq!(last_event_id(&headers), Some(17));
+        headers.insert("last-event-id", "-3".parse().expect("header"));
+        assert_eq!(last_event_id(&headers), None);
+    }
 }

@@ -12,10 +12,11 @@
 //! - **Keepalive**: WebSocket pings every `ws_ping_interval_seconds`; a peer silent for
 //!   `ws_idle_timeout_seconds` is dropped (dead after a network change).
 //! - **Revocation**: signing the device out closes its sockets at once (`4401`), through
-//!   the gate's broadcast.
+//!   the gate's broadcast; a revocation on another replica is seen at the next ping.
 //! - **Shutdown**: results already produced are flushed, then `1001` ("going away":
 //!   reconnect with your last seq, to another replica).
-//! - **Memory**: small read/write buffers and a bounded inbound queue per connection.
+//! - **Memory**: small read/write buffers and a bounded inbound queue per connection (a
+//!   client that floods it is closed with `4429`).
 
 use std::{str::FromStr, time::Duration};
 
@@ -92,6 +93,9 @@ pub async fn handler(
         })
         .into_response()
 }
+
+/// Client messages queued for the protocol machine at most.
+const INBOUND_QUEUE: usize = 32;
 
 /// Why a connection ended, for the close frame and the metric.
 struct Ending {
@@ -203,6 +207,8 @@ async fn run(
     if *closing.borrow_and_update() {
         return ending(close::GOING_AWAY, "Server shutting down: reconnect");
     }
+    // Futures awaited once or rarely are boxed so that the connection's own state, kept for
+    // its whole life, stays small.
     let init = match Box::pin(first_message(socket, Duration::from_secs(settings.ws_init_timeout_seconds))).await {
         Ok(init) => init,
         Err(end) => return end,
@@ -220,9 +226,11 @@ async fn run(
     let leeway = app.settings.auth.leeway_seconds;
     let mut expires = expiry_instant(auth.expires_at, leeway);
 
-    // Inbound frames go to the protocol machine through a small bounded queue.
-    let (inbound, inbound_rx) = mpsc::channel::<Vec<u8>>(8);
-    if inbound.send(init).await.is_err() {
+    // Inbound frames go to the protocol machine through a small bounded queue. It is filled
+    // with `try_send` (never awaited here, where the machine is not being polled): a client
+    // that outruns it is flooding, and is told so.
+    let (inbound, inbound_rx) = mpsc::channel::<Vec<u8>>(INBOUND_QUEUE);
+    if inbound.try_send(init).is_err() {
         return ending(close::INTERNAL, "Internal error");
     }
     let executor = LiveExecutor::new(state.schema.clone(), app.clone(), auth.viewer, client, None);
@@ -254,14 +262,20 @@ async fn run(
                         Err(_) => return ending(close::UNAUTHORIZED, "Unauthorized: token invalid or expired"),
                     }
                 }
-                if inbound.send(bytes).await.is_err() {
-                    return ending(close::INTERNAL, "Internal error");
+                match inbound.try_send(bytes) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        return ending(close::TOO_MANY, "Too many messages in flight");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return ending(close::INTERNAL, "Internal error"),
                 }
             }
             out = machine.next() => match out {
                 Some(WsMessage::Text(text)) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return None;
+                    // A peer that stops reading (full TCP window) is as dead as a silent one.
+                    match tokio::time::timeout(idle_timeout, socket.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return None,
                     }
                 }
                 Some(WsMessage::Close(code, reason)) => {
@@ -277,8 +291,16 @@ async fn run(
                     // Nobody answers: the network is gone. Closing is a courtesy.
                     return ending(close::GOING_AWAY, "Idle timeout");
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return None;
+                // A device signed out on another replica: the gate's answer (cached for
+                // `auth.revocation_cache_seconds`) catches it within one ping interval.
+                if let Some(device) = auth.viewer.device_id
+                    && !Box::pin(app.gate.allows(user_id, device)).await.unwrap_or(true)
+                {
+                    return ending(close::UNAUTHORIZED, "Unauthorized: device signed out");
+                }
+                match tokio::time::timeout(idle_timeout, socket.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return None,
                 }
             }
             revoked = revocations.recv() => {
@@ -324,4 +346,16 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Vec<u8>>) -> impl futures_util::Stre
             yield item;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pings_with_a_token_renew() {
+        assert_eq!(reauth_token(br#"{"type":"ping","payload":{"token":"t"}}"#).as_deref(), Some("t"));
+        assert_eq!(reauth_token(br#"{"type":"ping"}"#), None);
+        assert_eq!(reauth_token(br#"{"type":"subscribe","id":"1","payload":{"token":"ping"}}"#), None);
+    }
 }
