@@ -160,16 +160,6 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("VmRSS missing")
 }
 
-async fn gauge(server: &Server, name: &str) -> anyhow::Result<f64> {
-    let (_, body) = http::send_once(server.addr, &RequestSpec::get("/metrics")).await?;
-    let text = String::from_utf8_lossy(&body);
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0))
-}
-
 /// Opens one socket from `source`, authenticates and subscribes to `events`.
 async fn open(server: SocketAddr, source: Ipv4Addr, token: &str) -> anyhow::Result<Socket> {
     let socket = TcpSocket::new_v4()?;
@@ -197,7 +187,7 @@ async fn open(server: SocketAddr, source: Ipv4Addr, token: &str) -> anyhow::Resu
 /// Waits until the server reports `n` active subscriptions.
 async fn wait_for_subscriptions(server: &Server, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while gauge(server, "bff_live_subscriptions").await? < n as f64 {
+    while server.metric("bff_live_subscriptions").await?.unwrap_or(0.0) < n as f64 {
         anyhow::ensure!(Instant::now() < deadline, "{n} subscriptions did not start within 60 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

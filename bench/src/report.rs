@@ -226,16 +226,21 @@ impl Report {
 
     /// Replaces this backend's generated block in `path`.
     pub fn write_docs(&self, path: &Path) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let updated = replace_block(&text, self.context.backend, &self.markdown())
-            .with_context(|| format!("updating {}", path.display()))?;
-        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+        write_block(Some(path), self.context.backend, &self.markdown())
     }
 }
 
 /// Replaces the lines between the marker lines `<!-- bench:begin <name> -->` and
 /// `<!-- bench:end <name> -->` (each alone on its line, exactly once; markers quoted inside
 /// prose are left alone).
+/// Replaces the generated block `name` of the markdown file at `path` (when one is given).
+pub(crate) fn write_block(path: Option<&Path>, name: &str, content: &str) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let updated = replace_block(&text, name, content).with_context(|| format!("updating {}", path.display()))?;
+    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+}
+
 pub(crate) fn replace_block(text: &str, name: &str, content: &str) -> anyhow::Result<String> {
     let begin = format!("<!-- bench:begin {name} -->");
     let end = format!("<!-- bench:end {name} -->");

@@ -61,11 +61,7 @@ pub async fn run(args: &RunArgs, pinning: &Pinning) -> anyhow::Result<bool> {
         let report = measured?;
         cleanup?;
         println!("{}", report.markdown());
-        if let Some(path) = &args.write_docs {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let updated = crate::report::replace_block(&text, &format!("realtime-{backend}"), &report.markdown())?;
-            std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
-        }
+        crate::report::write_block(args.write_docs.as_deref(), &format!("realtime-{backend}"), &report.markdown())?;
         return Ok(report.complete());
     }
     let measured = measure(args, pinning, &bins, &dataset).await;
@@ -108,11 +104,7 @@ async fn measure(
     }
     let transport = crate::transport::measure(&product, &dataset.token).await?;
     println!("{}", transport.markdown());
-    if let Some(path) = &args.write_docs {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let updated = crate::report::replace_block(&text, "transport", &transport.markdown())?;
-        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
-    }
+    crate::report::write_block(args.write_docs.as_deref(), "transport", &transport.markdown())?;
     let config = LoadConfig {
         concurrency: usize::try_from(args.concurrency)?,
         warmup: args.warmup(),
@@ -121,20 +113,12 @@ async fn measure(
     let backend = if args.pg.is_some() { "postgres" } else { "sqlite" };
     let upstreams = crate::upstreams::measure(bins, dataset, pinning, &mut product, config, backend).await?;
     println!("{}", upstreams.markdown());
-    if let Some(path) = &args.write_docs {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let updated = crate::report::replace_block(&text, &format!("upstreams-{backend}"), &upstreams.markdown())?;
-        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
-    }
+    crate::report::write_block(args.write_docs.as_deref(), &format!("upstreams-{backend}"), &upstreams.markdown())?;
     anyhow::ensure!(upstreams.passed(), "U1 failed: upstream calls per screen not constant, or a run had errors");
     if args.sockets > 0 {
         let realtime = realtime(args, pinning, bins, dataset, backend).await?;
         println!("{}", realtime.markdown());
-        if let Some(path) = &args.write_docs {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let updated = crate::report::replace_block(&text, &format!("realtime-{backend}"), &realtime.markdown())?;
-            std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
-        }
+        crate::report::write_block(args.write_docs.as_deref(), &format!("realtime-{backend}"), &realtime.markdown())?;
         anyhow::ensure!(realtime.complete(), "B6 failed: an event did not reach every socket");
     }
     let mut baseline = Server::baseline(bins, dataset, pinning).await?;
@@ -226,14 +210,8 @@ async fn realtime(
 
 /// `bff_db_statements_total` of the product.
 async fn statements_total(product: &Server) -> anyhow::Result<u64> {
-    let (status, body) = http::send_once(product.addr, &RequestSpec::get("/metrics")).await?;
-    anyhow::ensure!(status.is_success(), "/metrics answered {status}");
-    let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .find_map(|line| line.strip_prefix("bff_db_statements_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map(|value| value as u64)
-        .context("bff_db_statements_total missing from /metrics")
+    let total = product.metric("bff_db_statements_total").await?;
+    total.map(|value| value as u64).context("bff_db_statements_total missing from /metrics")
 }
 
 /// B2: statements of one HomeFeed request at each page size.

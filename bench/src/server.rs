@@ -382,6 +382,18 @@ impl Server {
         }
     }
 
+    /// The value of one series of `/metrics` (the metric name with its labels, exactly as
+    /// printed), or `None` when the server has not exported it yet.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<Option<f64>> {
+        let (status, body) = http::send_once(self.addr, &RequestSpec::get("/metrics")).await?;
+        anyhow::ensure!(status.is_success(), "/metrics answered {status}");
+        let text = String::from_utf8_lossy(&body);
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|value| value.trim().parse::<f64>().ok()))
+    }
+
     /// The server's pid (for `/proc`).
     pub fn pid(&self) -> u32 {
         self.process.pid()

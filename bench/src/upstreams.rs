@@ -73,18 +73,10 @@ impl UpstreamReport {
     }
 }
 
-fn calls_total(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("bff_upstream_calls_total{upstream=\"recommendations\",outcome=\"ok\"} "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
-async fn metrics(server: &Server) -> anyhow::Result<String> {
-    let (status, body) = http::send_once(server.addr, &RequestSpec::get("/metrics")).await?;
-    anyhow::ensure!(status.is_success(), "/metrics answered {status}");
-    Ok(String::from_utf8_lossy(&body).into_owned())
+/// Successful recommendations calls so far.
+async fn calls_total(server: &Server) -> anyhow::Result<u64> {
+    let series = "bff_upstream_calls_total{upstream=\"recommendations\",outcome=\"ok\"}";
+    Ok(server.metric(series).await?.map_or(0, |v| v as u64))
 }
 
 fn home_screen(first: usize, token: &str) -> anyhow::Result<RequestSpec> {
@@ -127,9 +119,9 @@ pub async fn measure(
     let mut calls = Vec::new();
     for first in PAGES {
         let spec = home_screen(first, &dataset.token)?;
-        let before = calls_total(&metrics(&cold).await?);
+        let before = calls_total(&cold).await?;
         let (edges, _) = check(&cold, &spec).await.context("U1 call count")?;
-        let after = calls_total(&metrics(&cold).await?);
+        let after = calls_total(&cold).await?;
         calls.push((first, after.saturating_sub(before), edges));
     }
     eprintln!("bench: U1 {calls:?} (first, upstream calls, edges)");

@@ -191,10 +191,8 @@ pub async fn run(args: &NetworkArgs, pinning: &Pinning) -> anyhow::Result<bool> 
     };
     let markdown = report.markdown();
     println!("{markdown}");
+    crate::report::write_block(args.write_docs.as_deref(), "network", &markdown)?;
     if let Some(path) = &args.write_docs {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let updated = crate::report::replace_block(&text, "network", &markdown)?;
-        std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("bench: wrote the network block of {}", path.display());
     }
     Ok(report.passed())
