@@ -1,11 +1,20 @@
 //! Parsed documents, cached by query text. Apps send the same few screen queries over and
 //! over; parsing one (pest) costs about as much as resolving a small screen, so each distinct
-//! text is parsed once and its syntax tree reused. Bounded by total query bytes; documents
-//! that fail to parse are not cached (their error is cheap to produce again).
+//! text is parsed and checked against the field limit once, and its syntax tree reused by
+//! every transport (HTTP, WebSocket, SSE). Bounded by total query bytes; refused documents
+//! are not cached (their error is cheap to produce again).
 
 use std::sync::Arc;
 
-use async_graphql::parser::{Error as ParseError, parse_query, types::ExecutableDocument};
+use async_graphql::{
+    ServerError,
+    parser::{parse_query, types::ExecutableDocument},
+};
+
+use super::{
+    error::ErrorCode,
+    error_codes::{check_field_count, with_code},
+};
 
 /// Bytes of query text whose parsed documents are kept.
 const CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
@@ -40,12 +49,17 @@ impl ParsedDocuments {
         Self { cache }
     }
 
-    /// The parsed document of `query`, parsed now if it is not cached.
-    pub fn get_or_parse(&self, query: &str) -> Result<Arc<ExecutableDocument>, ParseError> {
+    /// The parsed document of `query` (parsed and checked now if it is not cached), or the
+    /// error that refuses it: `GRAPHQL_PARSE_FAILED`, or `QUERY_TOO_COMPLEX` above
+    /// `max_fields` selections (the limit is the server's own, so a cached document passed it).
+    pub fn admit(&self, query: &str, max_fields: usize) -> Result<Arc<ExecutableDocument>, ServerError> {
         if let Some(document) = self.cache.get(query) {
             return Ok(document);
         }
-        let document = Arc::new(parse_query(query)?);
+        let document =
+            parse_query(query).map_err(|err| with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed))?;
+        check_field_count(&document, max_fields)?;
+        let document = Arc::new(document);
         self.cache.insert(Arc::from(query), document.clone());
         Ok(document)
     }
@@ -55,14 +69,25 @@ impl ParsedDocuments {
 mod tests {
     use super::*;
 
+    fn code(err: &ServerError) -> Option<&str> {
+        match err.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code.as_str()),
+            _ => None,
+        }
+    }
+
     #[test]
     fn parses_once_and_does_not_cache_failures() {
         let documents = ParsedDocuments::new(1024 * 1024);
-        let a = documents.get_or_parse("{ viewer { id } }").expect("parses");
-        let b = documents.get_or_parse("{ viewer { id } }").expect("parses");
+        let a = documents.admit("{ viewer { id } }", 10).expect("parses");
+        let b = documents.admit("{ viewer { id } }", 10).expect("parses");
         assert!(Arc::ptr_eq(&a, &b), "the second lookup is the cached tree");
-        assert!(documents.get_or_parse("{ viewer { ").is_err());
-        assert!(documents.get_or_parse("{ viewer { ").is_err(), "failures stay failures");
+        for _ in 0..2 {
+            let err = documents.admit("{ viewer { ", 10).expect_err("does not parse");
+            assert_eq!(code(&err), Some("GRAPHQL_PARSE_FAILED"), "failures stay failures");
+            let err = documents.admit("{ viewer { id handle bio } }", 3).expect_err("too many fields");
+            assert_eq!(code(&err), Some("QUERY_TOO_COMPLEX"));
+        }
         documents.cache.run_pending_tasks();
         assert_eq!(documents.cache.entry_count(), 1);
     }

@@ -34,7 +34,7 @@ use crate::{
     graphql::{
         batch_driver,
         error::{ErrorCode, rate_limited},
-        error_codes::{assign_codes, check_field_count, with_code},
+        error_codes::{assign_codes, with_code},
         loaders::Loaders,
         messaging::loaders::MessagingLoaders,
         ordering::{order_response, selected_operation},
@@ -423,14 +423,11 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
         Ok(variables) => variables,
         Err(error) => return Ok(Executed::failed(error, label)),
     };
-    // Parse once here (or reuse the tree of the same text): the document is needed again to
-    // check the method and order the result.
-    let document = match app.parsed.get_or_parse(&resolved.query) {
+    // Parse and check once here (or reuse the tree of the same text): the document is needed
+    // again to check the method and order the result.
+    let document = match app.parsed.admit(&resolved.query, settings.limits.max_fields) {
         Ok(document) => document,
-        Err(err) => {
-            let error = with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed);
-            return Ok(Executed::failed(error, label));
-        }
+        Err(error) => return Ok(Executed::failed(error, label)),
     };
     let kind = operation_type(&document, wire.operation_name.as_deref());
     let label = match (&wire.operation_name, single_operation_name(&document)) {
@@ -439,9 +436,6 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     };
     if ctx.method == Method::GET && kind.is_some_and(|k| k != OperationType::Query) {
         return Err(Refused::MutationOverGet);
-    }
-    if let Err(error) = check_field_count(&document, settings.limits.max_fields) {
-        return Ok(Executed::failed(error, label));
     }
     let (limit, key) = limit_for(ctx, &document, wire.operation_name.as_deref(), kind);
     if let Err(retry) = app.limits.check(limit, &key).await {

@@ -22,7 +22,7 @@ use crate::{
         AppSchema, batch_driver,
         context::Lazy,
         error::{ErrorCode, rate_limited},
-        error_codes::{assign_codes, check_field_count, with_code},
+        error_codes::{assign_codes, with_code},
         loaders::Loaders,
         messaging::loaders::MessagingLoaders,
         ordering::selected_operation,
@@ -127,10 +127,10 @@ impl LiveExecutor {
     /// the HTTP transport does; the operation's type, or the error response when the document
     /// is refused.
     fn admit(&self, request: &mut Request) -> Result<Option<OperationType>, Box<Response>> {
-        let document = self.app.parsed.get_or_parse(&request.query).map_err(|err| {
-            Box::new(Response::from_errors(vec![with_code(ServerError::from(err), ErrorCode::GraphqlParseFailed)]))
-        })?;
-        check_field_count(&document, self.app.settings.limits.max_fields)
+        let document = self
+            .app
+            .parsed
+            .admit(&request.query, self.app.settings.limits.max_fields)
             .map_err(|error| Box::new(Response::from_errors(vec![error])))?;
         let kind = selected_operation(&document, request.operation_name.as_deref()).map(|op| op.node.ty);
         request.set_parsed_query(async_graphql::parser::types::ExecutableDocument::clone(&document));
