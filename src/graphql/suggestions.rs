@@ -116,27 +116,32 @@ pub async fn users(
     exclude: i64,
 ) -> async_graphql::Result<Vec<UserSuggestion>> {
     let ids: Vec<i64> = scored.iter().map(|s| s.id).filter(|id| *id != exclude).collect();
-    let mut rows = loaders(ctx)?.users.load_many(ids).await.map_err(loader_error)?;
-    Ok(scored
-        .iter()
-        .filter_map(|s| {
-            let user = rows.remove(&s.id)?;
-            Some(UserSuggestion { user: User::from(user), score: s.score, reason: s.reason.clone() })
-        })
-        .take(first)
-        .collect())
+    let rows = loaders(ctx)?.users.load_many(ids).await.map_err(loader_error)?;
+    Ok(in_service_order(scored, rows, first, |user, s| UserSuggestion {
+        user: User::from(user),
+        score: s.score,
+        reason: s.reason.clone(),
+    }))
 }
 
 /// The first `first` suggested posts that still exist, in the service's order.
 async fn posts(ctx: &Context<'_>, scored: &[Scored], first: usize) -> async_graphql::Result<Vec<PostSuggestion>> {
     let ids: Vec<i64> = scored.iter().map(|s| s.id).collect();
-    let mut rows = loaders(ctx)?.posts.load_many(ids).await.map_err(loader_error)?;
-    Ok(scored
-        .iter()
-        .filter_map(|s| {
-            let post = rows.remove(&s.id)?;
-            Some(PostSuggestion { post: Post::from(post), score: s.score, reason: s.reason.clone() })
-        })
-        .take(first)
-        .collect())
+    let rows = loaders(ctx)?.posts.load_many(ids).await.map_err(loader_error)?;
+    Ok(in_service_order(scored, rows, first, |post, s| PostSuggestion {
+        post: Post::from(post),
+        score: s.score,
+        reason: s.reason.clone(),
+    }))
+}
+
+/// Joins the service's ranking with the loaded rows: its order, rows that vanished skipped,
+/// at most `first`.
+fn in_service_order<R, T>(
+    scored: &[Scored],
+    mut rows: std::collections::HashMap<i64, R>,
+    first: usize,
+    make: impl Fn(R, &Scored) -> T,
+) -> Vec<T> {
+    scored.iter().filter_map(|s| Some(make(rows.remove(&s.id)?, s))).take(first).collect()
 }
