@@ -63,7 +63,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
 pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     let schema = build_schema(Some(app.clone()), &app.settings.limits);
     let sdl: Arc<str> = schema.sdl().into();
-    let state = HttpState { app: app.clone(), schema, sdl };
+    let fanout = crate::http::live::fanout::Fanout::new(app.clone());
+    let state = HttpState { app: app.clone(), schema, sdl, fanout };
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;

@@ -6,11 +6,11 @@
 //! (see [`crate::domain::realtime::stream`]). A position older than retention yields one
 //! `RESYNC_REQUIRED` error item and ends the stream.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, stream::BoxStream};
 
 use super::{
     context::{app, loaders, viewer},
@@ -359,22 +359,35 @@ fn resume_point(ctx: &Context<'_>, after_seq: Option<i64>) -> Option<i64> {
     ctx.data_opt::<ResumeFrom>().map(|r| r.0).or(after_seq)
 }
 
+/// Items of the viewer's log that a live transport already read (shared delivery, see
+/// `http::live::fanout`): `events` and `presenceChanged` yield exactly these and end, instead
+/// of reading the log themselves. One event is read once and resolved once for every
+/// subscription of the same operation.
+#[derive(Clone)]
+pub struct Preloaded(pub Arc<[Result<Item, async_graphql::Error>]>);
+
+fn api_item(item: Result<Item, async_graphql::Error>) -> Option<async_graphql::Result<Event>> {
+    match item {
+        Ok(Item::Event(row)) => Event::from_row(row).map(Ok),
+        Ok(Item::Resync { latest }) => Some(Err(resync_required(latest))),
+        Err(err) => Some(Err(err)),
+    }
+}
+
 fn user_events(
     ctx: &Context<'_>,
     after_seq: Option<i64>,
-) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>> + use<>> {
+) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Event>>> {
     let user = viewer(ctx).require().api()?;
+    if let Some(Preloaded(items)) = ctx.data_opt::<Preloaded>() {
+        let items = items.clone();
+        return Ok(futures_util::stream::iter((0..items.len()).filter_map(move |i| api_item(items[i].clone()))).boxed());
+    }
     let app = app(ctx)?;
     let after_seq = resume_point(ctx, after_seq);
     let items = stream::user_events(app.db.clone(), app.bus.clone(), user, after_seq);
     // After a resync item the domain stream ends by itself.
-    Ok(items.filter_map(|item| async move {
-        match item {
-            Ok(Item::Event(row)) => Event::from_row(row).map(Ok),
-            Ok(Item::Resync { latest }) => Some(Err(resync_required(latest))),
-            Err(err) => Some(Err(super::error::domain_error(err))),
-        }
-    }))
+    Ok(items.filter_map(|item| async move { api_item(item.map_err(super::error::domain_error)) }).boxed())
 }
 
 #[Subscription]
@@ -385,7 +398,7 @@ impl RealtimeSubscription {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The last seq processed.")] after_seq: Option<i64>,
-    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>> + use<>> {
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Event>>> {
         user_events(ctx, after_seq)
     }
 

@@ -46,6 +46,8 @@ pub struct HttpState {
     pub schema: AppSchema,
     /// The schema in SDL, rendered once.
     pub sdl: Arc<str>,
+    /// The shared feeds of log subscriptions.
+    pub fanout: Arc<live::fanout::Fanout>,
 }
 
 /// Builds the router with every route and middleware.

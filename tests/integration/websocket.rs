@@ -213,3 +213,81 @@ async fn operations_over_the_socket_spend_the_http_rate_limits() {
     assert_eq!(codes, vec!["RATE_LIMITED", "ok", "ok"]);
     server.stop().await;
 }
+
+/// The seqs of the next `n` `next` messages of subscription `id` (other messages skipped).
+async fn seqs_of(ws: &mut Ws, id: &str, n: usize) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        let message = next(ws).await;
+        assert!(message.get("close").is_none(), "socket closed: {message}");
+        if message["type"] == "next" && message["id"] == id {
+            seqs.push(message["payload"]["data"]["events"]["seq"].as_i64().expect("seq"));
+        }
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn subscriptions_of_one_user_share_a_feed_without_gaps_or_duplicates() {
+    let server = TestServer::start(6).await;
+    let (alice, bob) = (server.token("alice").await, server.token("bob").await);
+    // 150 events in bob's log before anyone listens: more than a subscription's queue, so
+    // a replay from 0 is sent in chunks, each after the socket drained the previous one.
+    for i in 0..150 {
+        send_message(&server, &alice, &format!("before {i}")).await;
+    }
+    let mut replaying = connect(&server, "graphql-transport-ws").await;
+    init(&mut replaying, &bob).await;
+    let from_zero = "subscription { events(afterSeq: 0) { seq } }";
+    send(&mut replaying, json!({ "id": "r", "type": "subscribe", "payload": { "query": from_zero } })).await;
+    // Two sockets with the same live-only operation: one resolution, both get every event.
+    let live = "subscription Live { events { seq kind } }";
+    let mut one = connect(&server, "graphql-transport-ws").await;
+    init(&mut one, &bob).await;
+    send(&mut one, json!({ "id": "a", "type": "subscribe", "payload": { "query": live } })).await;
+    let mut two = connect(&server, "graphql-transport-ws").await;
+    init(&mut two, &bob).await;
+    send(&mut two, json!({ "id": "b", "type": "subscribe", "payload": { "query": live } })).await;
+    // A resume from the middle, as a reconnecting client does.
+    send(
+        &mut two,
+        json!({ "id": "m", "type": "subscribe", "payload": {
+            "query": "subscription($s: Int) { events(afterSeq: $s) { seq } }", "variables": { "s": 140 } } }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..5 {
+        send_message(&server, &alice, &format!("live {i}")).await;
+    }
+    let head = 155;
+    assert_eq!(seqs_of(&mut replaying, "r", head).await, (1..=head as i64).collect::<Vec<_>>());
+    assert_eq!(seqs_of(&mut one, "a", 5).await, (151..=155).collect::<Vec<_>>());
+    let mut on_two = Vec::new();
+    let mut middle = Vec::new();
+    while on_two.len() < 5 || middle.len() < 15 {
+        let message = next(&mut two).await;
+        assert!(message.get("close").is_none(), "socket closed: {message}");
+        let seq = message["payload"]["data"]["events"]["seq"].as_i64();
+        match (message["id"].as_str(), seq) {
+            (Some("b"), Some(seq)) => on_two.push(seq),
+            (Some("m"), Some(seq)) => middle.push(seq),
+            _ => {}
+        }
+    }
+    assert_eq!(on_two, (151..=155).collect::<Vec<_>>());
+    assert_eq!(middle, (141..=155).collect::<Vec<_>>());
+    // Nothing more arrives: no duplicates.
+    let extra = tokio::time::timeout(Duration::from_millis(300), one.next()).await;
+    assert!(
+        !matches!(&extra, Ok(Some(Ok(Message::Text(text)))) if text.contains("\"next\"")),
+        "duplicate: {extra:?}"
+    );
+    // A position the log never reached is refused like before: RESYNC_REQUIRED, then complete.
+    let ahead = "subscription { events(afterSeq: 9999) { seq } }";
+    send(&mut one, json!({ "id": "x", "type": "subscribe", "payload": { "query": ahead } })).await;
+    let refused = next(&mut one).await;
+    assert_eq!(refused["id"], "x");
+    assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "RESYNC_REQUIRED", "{refused}");
+    assert_eq!(next(&mut one).await["type"], "complete");
+    server.stop().await;
+}

@@ -2,8 +2,10 @@
 //! `graphql-ws`) and Server-Sent Events ([`sse`], GraphQL over SSE in distinct-connections
 //! mode). Both run operations through [`LiveExecutor`], which gives every operation the same
 //! per-request data as `POST /graphql` (viewer, client info, fresh loaders driven by the batch
-//! driver) and counts subscriptions.
+//! driver) and counts subscriptions. Subscriptions to the viewer's log (`events`,
+//! `presenceChanged`) are served by the user's shared feed ([`fanout`]).
 
+pub mod fanout;
 pub mod sse;
 pub mod ws;
 
@@ -12,7 +14,10 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use async_graphql::{Data, Executor, Request, Response, ServerError, parser::types::OperationType};
+use async_graphql::{
+    Data, Executor, Request, Response, ServerError,
+    parser::types::{ExecutableDocument, OperationType},
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use futures_util::{StreamExt, stream::BoxStream};
 
@@ -26,15 +31,17 @@ use crate::{
         loaders::Loaders,
         messaging::loaders::MessagingLoaders,
         ordering::selected_operation,
-        realtime::ResumeFrom,
+        realtime::{Preloaded, ResumeFrom},
         upstream::UpstreamContext,
     },
     infra::{
         rate_limit::Limit,
         upstream::{CallScope, TraceContext},
     },
+    domain::realtime::stream::Item,
     request::{ClientInfo, Viewer},
 };
+use fanout::{Fanout, Membership, Operation};
 
 /// Why a live connection's credentials were refused.
 #[derive(Debug, thiserror::Error)]
@@ -114,27 +121,47 @@ pub struct LiveExecutor {
     resume: Option<i64>,
     active: Arc<AtomicUsize>,
     max_active: usize,
+    fanout: Arc<Fanout>,
 }
 
 impl LiveExecutor {
-    /// An executor for `viewer`'s connection; `resume` is an SSE `Last-Event-ID`.
-    pub fn new(schema: AppSchema, app: Arc<App>, viewer: Viewer, client: ClientInfo, resume: Option<i64>) -> Self {
+    /// An executor for `viewer`'s connection on `state`; `resume` is an SSE `Last-Event-ID`.
+    pub fn new(state: &crate::http::HttpState, viewer: Viewer, client: ClientInfo, resume: Option<i64>) -> Self {
+        let app = state.app.clone();
         let max_active = app.settings.realtime.max_subscriptions_per_connection;
-        Self { schema, app, viewer, client, resume, active: Arc::new(AtomicUsize::new(0)), max_active }
+        let active = Arc::new(AtomicUsize::new(0));
+        let (schema, fanout) = (state.schema.clone(), state.fanout.clone());
+        Self { schema, app, viewer, client, resume, active, max_active, fanout }
     }
 
     /// Parses the document (through the shared cache) and applies the field-count limit, as
     /// the HTTP transport does; the operation's type, or the error response when the document
     /// is refused.
-    fn admit(&self, request: &mut Request) -> Result<Option<OperationType>, Box<Response>> {
+    fn admit(&self, request: &mut Request) -> Result<(Option<OperationType>, Arc<ExecutableDocument>), Box<Response>> {
         let document = self
             .app
             .parsed
             .admit(&request.query, self.app.settings.limits.max_fields)
             .map_err(|error| Box::new(Response::from_errors(vec![error])))?;
         let kind = selected_operation(&document, request.operation_name.as_deref()).map(|op| op.node.ty);
-        request.set_parsed_query(async_graphql::parser::types::ExecutableDocument::clone(&document));
-        Ok(kind)
+        request.set_parsed_query(ExecutableDocument::clone(&document));
+        Ok((kind, document))
+    }
+
+    /// Runs a log subscription's `operation` over `items` only (no log read, no waiting):
+    /// one response per event it keeps, the errors of validation or authorisation when
+    /// `items` is empty and the operation is refused.
+    async fn resolve(&self, operation: &Operation, items: Arc<[Result<Item, async_graphql::Error>]>) -> Vec<Response> {
+        let (spawner, queue) = batch_driver::channel();
+        let request = self.prepare(operation.request(), &spawner).data(Preloaded(items));
+        let stream = self.schema.execute_stream(request);
+        let mut driven = batch_driver::drive_stream(stream, queue);
+        let mut responses = Vec::new();
+        while let Some(mut response) = driven.next().await {
+            assign_codes(&mut response);
+            responses.push(response);
+        }
+        responses
     }
 
     /// The same rate limits as over HTTP: mutations per user, other operations per client.
@@ -197,7 +224,7 @@ impl Drop for ActiveGuard {
 impl Executor for LiveExecutor {
     async fn execute(&self, mut request: Request) -> Response {
         let kind = match self.admit(&mut request) {
-            Ok(kind) => kind,
+            Ok((kind, _)) => kind,
             Err(refused) => return *refused,
         };
         if let Err(refused) = self.throttle(kind).await {
@@ -211,8 +238,8 @@ impl Executor for LiveExecutor {
     }
 
     fn execute_stream(&self, mut request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
-        let kind = match self.admit(&mut request) {
-            Ok(kind) => kind,
+        let (kind, document) = match self.admit(&mut request) {
+            Ok(admitted) => admitted,
             Err(refused) => return futures_util::stream::once(async move { *refused }).boxed(),
         };
         if self.active.fetch_add(1, Ordering::AcqRel) >= self.max_active {
@@ -225,6 +252,12 @@ impl Executor for LiveExecutor {
         live.subscriptions.inc();
         let guard = ActiveGuard { active: self.active.clone(), gauge: live.subscriptions.clone() };
         let sent = live.messages_sent.clone();
+        if let (Some(user), Some(start)) = (self.viewer.user_id, fanout::shared_start(&document, &request)) {
+            let after = self.resume.or(start.after);
+            let operation = Operation::new(self.clone(), request, document);
+            return shared(self.clone(), kind, user, operation, after, guard, sent);
+        }
+        drop(document);
         let this = self.clone();
         async_stream::stream! {
             let _held = guard;
@@ -244,6 +277,50 @@ impl Executor for LiveExecutor {
         }
         .boxed()
     }
+}
+
+/// A log subscription served by the user's feed: checked like any operation (rate limit,
+/// validation, authorisation) by resolving it over no events, then fed.
+fn shared(
+    this: LiveExecutor,
+    kind: Option<OperationType>,
+    user: i64,
+    operation: Operation,
+    after: Option<i64>,
+    guard: ActiveGuard,
+    sent: prometheus_client::metrics::counter::Counter,
+) -> BoxStream<'static, Response> {
+    async_stream::stream! {
+        let _held = guard;
+        if let Err(refused) = Box::pin(this.throttle(kind)).await {
+            yield *refused;
+            return;
+        }
+        let refused = Box::pin(this.resolve(&operation, Arc::from(Vec::new()))).await;
+        if !refused.is_empty() {
+            for response in refused {
+                yield response;
+            }
+            return;
+        }
+        let mut membership: Membership = this.fanout.join(user, operation, after);
+        drop(this);
+        while let Some(response) = membership.next().await {
+            sent.inc();
+            yield copy(&response);
+        }
+    }
+    .boxed()
+}
+
+/// A shared result for one subscriber (`Response` is not `Clone`).
+fn copy(shared: &Response) -> Response {
+    let mut response = Response::new(shared.data.clone());
+    response.extensions = shared.extensions.clone();
+    response.cache_control = shared.cache_control;
+    response.errors = shared.errors.clone();
+    response.http_headers = shared.http_headers.clone();
+    response
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
     if let Some(name) = &wire.operation_name {
         request = request.operation_name(name);
     }
-    let executor = LiveExecutor::new(state.schema.clone(), app.clone(), viewer, client, last_event_id(&headers));
+    let executor = LiveExecutor::new(&state, viewer, client, last_event_id(&headers));
     let online = app.presence.connect(user_id).await;
     let gauge = app.metrics.live.connections_of("sse");
     gauge.inc();
