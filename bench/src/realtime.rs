@@ -10,8 +10,11 @@
 //!
 //! The sockets come from several loopback source addresses (127.0.0.2 …) so that N is not
 //! bounded by one address's ephemeral ports; the open-file limit is raised to its hard limit.
-//! All N sockets belong to one user (the per-user connection cap is raised for the run): the
-//! server does the same work per subscriber as for N users, and one message reaches them all.
+//! All N sockets belong to one user (the per-user connection cap is raised for the run) and
+//! run the same operation, so one message is one event that reaches them all: the server's
+//! feed for that user reads and resolves it once and every socket serialises and writes it
+//! (see `src/http/live/fanout.rs`). N distinct users would cost one resolution per user on
+//! top; R1 measures that per-event cost.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -30,6 +33,7 @@ use tokio_tungstenite::{
 
 use crate::{
     http::{self, RequestSpec},
+    machine,
     server::Server,
 };
 
@@ -59,6 +63,8 @@ pub struct RealtimeReport {
     rss_after_kib: u64,
     /// Per event: (received, p50, p99, max).
     fanout: Vec<(usize, Duration, Duration, Duration)>,
+    /// Per event: CPU ms of the server and of the load generator while it was delivered.
+    fanout_cpu: Vec<(f64, f64)>,
     messages: u64,
     delivered: u64,
     seconds: f64,
@@ -121,11 +127,13 @@ impl RealtimeReport {
             self.rss_connected_kib,
             self.rss_after_kib.saturating_sub(self.rss_connected_kib) as f64 / self.sockets.max(1) as f64,
         );
-        out.push_str("\n| event | sockets reached | p50 ms | p99 ms | max ms |\n|--:|--:|--:|--:|--:|\n");
-        for (i, (received, p50, p99, max)) in self.fanout.iter().enumerate() {
+        out.push_str(
+            "\n| event | sockets reached | p50 ms | p99 ms | max ms | server CPU ms | load generator CPU ms |\n|--:|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for (i, ((received, p50, p99, max), (server, client))) in self.fanout.iter().zip(&self.fanout_cpu).enumerate() {
             let _ = writeln!(
                 out,
-                "| {} | {received} / {} | {} | {} | {} |",
+                "| {} | {received} / {} | {} | {} | {} | {server:.0} | {client:.0} |",
                 i + 1,
                 self.sockets,
                 ms(*p50),
@@ -313,9 +321,15 @@ pub async fn measure(
             ws
         }));
     }
+    // Let every reader task run once and park on its socket before the first event, so that
+    // event 1 measures delivery rather than the load generator starting 10 000 tasks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut fanout = Vec::new();
+    let mut fanout_cpu = Vec::new();
+    let cpu_ms = |pid: u32| machine::cpu_ticks(pid).map(|t| t as f64 * 1000.0 / machine::clock_ticks_per_second());
     for round in 0..FANOUT_EVENTS {
         let _ = round_tx.send(round);
+        let cpu_before = (cpu_ms(server.pid())?, cpu_ms(std::process::id())?);
         let sent = Instant::now();
         graphql(server, bob, SEND, json!({ "c": conversation, "m": format!("bench-fanout-{round:04}") })).await?;
         let until = Instant::now() + FANOUT_TIMEOUT;
@@ -326,6 +340,7 @@ pub async fn measure(
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        fanout_cpu.push((cpu_ms(server.pid())? - cpu_before.0, cpu_ms(std::process::id())? - cpu_before.1));
         let mut latencies: Vec<Duration> = arrivals
             .lock()
             .map(|a| a[round].iter().map(|t| t.saturating_duration_since(sent)).collect())
@@ -390,6 +405,7 @@ pub async fn measure(
         rss_connected_kib,
         rss_after_kib,
         fanout,
+        fanout_cpu,
         messages: sent.iter().sum(),
         delivered,
         seconds,

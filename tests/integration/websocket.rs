@@ -278,10 +278,7 @@ async fn subscriptions_of_one_user_share_a_feed_without_gaps_or_duplicates() {
     assert_eq!(middle, (141..=155).collect::<Vec<_>>());
     // Nothing more arrives: no duplicates.
     let extra = tokio::time::timeout(Duration::from_millis(300), one.next()).await;
-    assert!(
-        !matches!(&extra, Ok(Some(Ok(Message::Text(text)))) if text.contains("\"next\"")),
-        "duplicate: {extra:?}"
-    );
+    assert!(!matches!(&extra, Ok(Some(Ok(Message::Text(text)))) if text.contains("\"next\"")), "duplicate: {extra:?}");
     // A position the log never reached is refused like before: RESYNC_REQUIRED, then complete.
     let ahead = "subscription { events(afterSeq: 9999) { seq } }";
     send(&mut one, json!({ "id": "x", "type": "subscribe", "payload": { "query": ahead } })).await;

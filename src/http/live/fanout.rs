@@ -279,6 +279,9 @@ struct Feed {
     position: Option<i64>,
     /// A log read failed: retry on the next tick.
     stale: bool,
+    /// Some member may be behind: catch up on the next tick (cleared by a pass that finds
+    /// none, so that an idle feed does not scan its members on every turn).
+    laggards: bool,
     groups: Vec<Group>,
 }
 
@@ -296,7 +299,8 @@ async fn next_wake(wakes: &mut Receiver<Arc<Wake>>, user_id: i64) -> Option<Arc<
 // events (one per user with a subscription on this replica).
 async fn run_feed(fanout: Arc<Fanout>, user: i64, mut inbox: mpsc::UnboundedReceiver<Control>) {
     let mut wakes = fanout.app.bus.subscribe(user);
-    let mut feed = Feed { app: fanout.app.clone(), user, position: None, stale: false, groups: Vec::new() };
+    let mut feed =
+        Feed { app: fanout.app.clone(), user, position: None, stale: false, laggards: false, groups: Vec::new() };
     let mut ticks = tokio::time::interval(CATCH_UP_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -314,7 +318,7 @@ async fn run_feed(fanout: Arc<Fanout>, user: i64, mut inbox: mpsc::UnboundedRece
                 }
             }
         }
-        let retry = feed.stale || feed.any_behind();
+        let retry = feed.stale || feed.laggards;
         tokio::select! {
             control = inbox.recv() => match control {
                 Some(control) => Box::pin(feed.handle(control)).await,
@@ -329,6 +333,7 @@ async fn run_feed(fanout: Arc<Fanout>, user: i64, mut inbox: mpsc::UnboundedRece
                     Box::pin(feed.advance(None)).await;
                 }
                 Box::pin(feed.catch_up_all()).await;
+                feed.laggards = feed.any_behind();
             }
         }
     }
@@ -352,15 +357,18 @@ impl Feed {
             Control::Drained(id) => {
                 if let Some((g, m)) = self.find(id) {
                     self.catch_up(g, m).await;
+                    // Still behind or not, the next tick's pass settles it.
+                    self.laggards = true;
                 }
             }
         }
     }
 
     fn find(&self, id: u64) -> Option<(usize, usize)> {
-        self.groups.iter().enumerate().find_map(|(g, group)| {
-            group.members.iter().position(|m| m.id == id).map(|m| (g, m))
-        })
+        self.groups
+            .iter()
+            .enumerate()
+            .find_map(|(g, group)| group.members.iter().position(|m| m.id == id).map(|m| (g, m)))
     }
 
     async fn join(&mut self, join: Join) {
@@ -397,6 +405,7 @@ impl Feed {
         self.groups[g].members.push(member);
         let m = self.groups[g].members.len() - 1;
         if last < self.position.unwrap_or(0) {
+            self.laggards = true;
             self.catch_up(g, m).await;
         }
     }
@@ -453,7 +462,10 @@ impl Feed {
                     };
                     match send_all(&member.queue, responses) {
                         Sent::All => member.last = seq,
-                        Sent::Full => member.flags.behind.store(true, Ordering::SeqCst),
+                        Sent::Full => {
+                            member.flags.behind.store(true, Ordering::SeqCst);
+                            self.laggards = true;
+                        }
                         Sent::Closed => member.last = GONE,
                     }
                 }

@@ -23,6 +23,7 @@ use futures_util::{StreamExt, stream::BoxStream};
 
 use crate::{
     app::App,
+    domain::realtime::stream::Item,
     graphql::{
         AppSchema, batch_driver,
         context::Lazy,
@@ -38,7 +39,6 @@ use crate::{
         rate_limit::Limit,
         upstream::{CallScope, TraceContext},
     },
-    domain::realtime::stream::Item,
     request::{ClientInfo, Viewer},
 };
 use fanout::{Fanout, Membership, Operation};

@@ -224,7 +224,10 @@ async fn run(
     let _online = Box::pin(app.presence.connect(user_id)).await;
     let mut revocations = app.gate.subscribe();
     let leeway = app.settings.auth.leeway_seconds;
-    let mut expires = expiry_instant(auth.expires_at, leeway);
+    // One timer for the token's expiry, moved when a ping renews the token (a fresh `sleep`
+    // per loop turn would insert and remove a timer for every message sent).
+    let expires = tokio::time::sleep_until(expiry_instant(auth.expires_at, leeway));
+    tokio::pin!(expires);
 
     // Inbound frames go to the protocol machine through a small bounded queue. It is filled
     // with `try_send` (never awaited here, where the machine is not being polled): a client
@@ -256,7 +259,7 @@ async fn run(
                 if let Some(token) = reauth_token(&bytes) {
                     match Box::pin(authenticate_token(&app, &token)).await {
                         Ok(fresh) if fresh.viewer.user_id == auth.viewer.user_id => {
-                            expires = expiry_instant(fresh.expires_at, leeway);
+                            expires.as_mut().reset(expiry_instant(fresh.expires_at, leeway));
                         }
                         Ok(_) => return ending(close::FORBIDDEN, "Forbidden: token of another user"),
                         Err(_) => return ending(close::UNAUTHORIZED, "Unauthorized: token invalid or expired"),
@@ -317,7 +320,7 @@ async fn run(
                     return ending(close::UNAUTHORIZED, "Unauthorized: device signed out");
                 }
             }
-            _ = tokio::time::sleep_until(expires) => {
+            _ = &mut expires => {
                 return ending(close::UNAUTHORIZED, "Unauthorized: token expired");
             }
             changed = closing.changed() => {
