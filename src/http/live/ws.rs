@@ -236,7 +236,7 @@ async fn run(
     if inbound.try_send(init).is_err() {
         return ending(close::INTERNAL, "Internal error");
     }
-    let executor = LiveExecutor::new(&state, auth.viewer, client, None);
+    let executor = LiveExecutor::new(state, auth.viewer, client, None);
     let frames = tokio_stream_from(inbound_rx);
     let mut machine = async_graphql::http::WebSocket::new(executor, frames, protocol);
 
