@@ -45,6 +45,8 @@ const OPEN_CONCURRENCY: usize = 256;
 const SUBSCRIBE_BATCH: usize = 500;
 /// Events sent for B6.
 const FANOUT_EVENTS: usize = 5;
+/// Sockets per user in B6 over distinct users.
+pub const SPREAD_SOCKETS_PER_USER: usize = 5;
 /// How long one event may take to reach every socket.
 const FANOUT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Concurrent senders of R1.
@@ -65,6 +67,8 @@ pub struct RealtimeReport {
     fanout: Vec<(usize, Duration, Duration, Duration)>,
     /// Per event: CPU ms of the server and of the load generator while it was delivered.
     fanout_cpu: Vec<(f64, f64)>,
+    /// The same over distinct users: (users, sockets, rounds) of one group message per event.
+    spread: Option<(usize, usize, Rounds)>,
     messages: u64,
     delivered: u64,
     seconds: f64,
@@ -111,6 +115,18 @@ impl RealtimeReport {
                 );
             }
             None => out.push_str("| B6 | fan-out | n/a | ≤ 200 ms | FAILED |\n"),
+        }
+        if let Some((users, sockets, (rounds, _))) = &self.spread {
+            let p99 = rounds.iter().map(|r| r.2).max().unwrap_or_default();
+            let reached = rounds.iter().all(|r| r.0 == *sockets);
+            let _ = writeln!(
+                out,
+                "| B6 | the same over distinct users: one group message to {users} users with {} sockets each ({sockets} sockets, one event per user's log): worst p99 of {} events | {} ms | — | (info{}) |",
+                sockets / users.max(&1),
+                rounds.len(),
+                ms(p99),
+                if reached { "" } else { ": NOT every socket reached" }
+            );
         }
         let _ = writeln!(
             out,
@@ -242,51 +258,18 @@ async fn graphql(server: &Server, token: &str, query: &str, variables: Value) ->
     Ok(response["data"].clone())
 }
 
-const SEND: &str = "mutation($c: ID!, $m: String!) { sendMessage(input: { conversationId: $c, clientMessageId: $m, body: \"bench\" }) { message { seq } } }";
+/// Per event: (sockets reached, p50, p99, max) and (server CPU ms, load generator CPU ms).
+type Rounds = (Vec<(usize, Duration, Duration, Duration)>, Vec<(f64, f64)>);
 
-/// Runs B5, B6 and R1 against `server` (started with a raised per-user connection cap).
-pub async fn measure(
-    server: &Server,
-    alice: &str,
-    bob: &str,
-    sockets: usize,
-    backend: &'static str,
-) -> anyhow::Result<RealtimeReport> {
-    // A conversation bob → alice; one message warms every path before RSS is read.
-    let alice_id = graphql(server, alice, "{ viewer { id } }", json!({})).await?["viewer"]["id"].clone();
-    let conversation = graphql(
-        server,
-        bob,
-        "mutation($u: ID!) { startConversation(input: { userId: $u }) { conversation { id } } }",
-        json!({ "u": alice_id }),
-    )
-    .await?["startConversation"]["conversation"]["id"]
-        .clone();
-    let warm = open_all(server.addr, 8, alice).await?;
-    graphql(server, bob, SEND, json!({ "c": conversation, "m": "bench-warm-0001" })).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    drop(warm);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let rss_before_kib = rss_kib(server.pid())?;
-    let started = Instant::now();
-    let mut opened = connect_all(server.addr, sockets, alice).await.context("opening the sockets")?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_connected_kib = rss_kib(server.pid())?;
-    // Subscribe in batches, each started once the previous one is live: the steady-state cost
-    // of an idle subscription, not the allocator's high-water mark of 10 000 subscriptions
-    // reading their logs at once through 16 database connections.
-    for (i, ws) in opened.iter_mut().enumerate() {
-        subscribe(ws).await?;
-        if (i + 1) % SUBSCRIBE_BATCH == 0 {
-            wait_for_subscriptions(server, i + 1).await?;
-        }
-    }
-    wait_for_subscriptions(server, sockets).await?;
-    eprintln!("bench: B5 {sockets} sockets subscribed in {:.1} s", started.elapsed().as_secs_f64());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after_kib = rss_kib(server.pid())?;
-
+/// Sends FANOUT_EVENTS events one after the other with `send(round)` and measures, for each,
+/// the time from sending it to its arrival on each of `opened` (which must all receive it).
+/// The sockets are closed at the end.
+async fn fan_out<F, Fut>(server: &Server, opened: Vec<Socket>, send: F) -> anyhow::Result<Rounds>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+{
+    let sockets = opened.len();
     // B6: each socket waits for the next event and reports when it arrived.
     let (round_tx, round_rx) = watch::channel(0usize);
     let arrivals: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); FANOUT_EVENTS]));
@@ -331,7 +314,7 @@ pub async fn measure(
         let _ = round_tx.send(round);
         let cpu_before = (cpu_ms(server.pid())?, cpu_ms(std::process::id())?);
         let sent = Instant::now();
-        graphql(server, bob, SEND, json!({ "c": conversation, "m": format!("bench-fanout-{round:04}") })).await?;
+        send(round).await?;
         let until = Instant::now() + FANOUT_TIMEOUT;
         loop {
             let received = arrivals.lock().map(|a| a[round].len()).unwrap_or(0);
@@ -356,6 +339,112 @@ pub async fn measure(
     for reader in readers {
         reader.abort();
     }
+    Ok((fanout, fanout_cpu))
+}
+
+/// B6 over distinct users: `users[0]` creates a group with all the others, every user opens
+/// `sockets / users` sockets subscribed to `events`, then `users[0]` sends FANOUT_EVENTS
+/// messages to the group: each is one event in every member's log (its own included), so
+/// every socket receives it, and the server resolves it once per user.
+async fn spread(server: &Server, users: &[(i64, String)], sockets: usize) -> anyhow::Result<(usize, usize, Rounds)> {
+    use base64::Engine as _;
+    // The previous sockets are gone once their subscriptions are.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metric("bff_live_subscriptions").await?.unwrap_or(0.0) > 0.0 {
+        anyhow::ensure!(Instant::now() < deadline, "the B6 subscriptions did not end within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (creator, _) = users.split_first().context("no users")?;
+    let members: Vec<String> = users[1..]
+        .iter()
+        .map(|(id, _)| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("User:{id}")))
+        .collect();
+    let create = "mutation($m: [ID!]!) { createGroup(input: { title: \"bench fan-out\", memberIds: $m }) { conversation { id } } }";
+    let group = graphql(server, &creator.1, create, json!({ "m": members })).await?["createGroup"]["conversation"]["id"]
+        .clone();
+    let per_user = (sockets / users.len()).max(1);
+    let sources: Vec<Ipv4Addr> = (0..SOURCE_ADDRESSES).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect();
+    let tokens: Vec<&str> = users.iter().flat_map(|(_, t)| std::iter::repeat_n(t.as_str(), per_user)).collect();
+    let total = tokens.len();
+    let mut opened = futures_util::stream::iter(tokens.into_iter().enumerate())
+        .map(|(i, token)| open(server.addr, sources[i % sources.len()], token))
+        .buffer_unordered(OPEN_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (i, ws) in opened.iter_mut().enumerate() {
+        subscribe(ws).await?;
+        if (i + 1) % SUBSCRIBE_BATCH == 0 {
+            wait_for_subscriptions(server, i + 1).await?;
+        }
+    }
+    wait_for_subscriptions(server, total).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rounds = fan_out(server, opened, |round| {
+        graphql(server, &creator.1, SEND, json!({ "c": group, "m": format!("bench-spread-{round:04}") }))
+    })
+    .await?;
+    Ok((users.len(), total, rounds))
+}
+
+const SEND: &str = "mutation($c: ID!, $m: String!) { sendMessage(input: { conversationId: $c, clientMessageId: $m, body: \"bench\" }) { message { seq } } }";
+
+/// Runs B5, B6 and R1 against `server` (started with a raised per-user connection cap).
+pub async fn measure(
+    server: &Server,
+    alice: &str,
+    bob: &str,
+    users: &[(i64, String)],
+    sockets: usize,
+    backend: &'static str,
+) -> anyhow::Result<RealtimeReport> {
+    // A conversation bob → alice; one message warms every path before RSS is read.
+    let alice_id = graphql(server, alice, "{ viewer { id } }", json!({})).await?["viewer"]["id"].clone();
+    let conversation = graphql(
+        server,
+        bob,
+        "mutation($u: ID!) { startConversation(input: { userId: $u }) { conversation { id } } }",
+        json!({ "u": alice_id }),
+    )
+    .await?["startConversation"]["conversation"]["id"]
+        .clone();
+    let warm = open_all(server.addr, 8, alice).await?;
+    graphql(server, bob, SEND, json!({ "c": conversation, "m": "bench-warm-0001" })).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let rss_before_kib = rss_kib(server.pid())?;
+    let started = Instant::now();
+    let mut opened = connect_all(server.addr, sockets, alice).await.context("opening the sockets")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_connected_kib = rss_kib(server.pid())?;
+    // Subscribe in batches, each started once the previous one is live: the steady-state cost
+    // of an idle subscription, not the allocator's high-water mark of 10 000 subscriptions
+    // reading their logs at once through 16 database connections.
+    for (i, ws) in opened.iter_mut().enumerate() {
+        subscribe(ws).await?;
+        if (i + 1) % SUBSCRIBE_BATCH == 0 {
+            wait_for_subscriptions(server, i + 1).await?;
+        }
+    }
+    wait_for_subscriptions(server, sockets).await?;
+    eprintln!("bench: B5 {sockets} sockets subscribed in {:.1} s", started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after_kib = rss_kib(server.pid())?;
+
+    // B6: one event in alice's log, which every socket subscribes to.
+    let (fanout, fanout_cpu) = fan_out(server, opened, |round| {
+        graphql(server, bob, SEND, json!({ "c": conversation, "m": format!("bench-fanout-{round:04}") }))
+    })
+    .await?;
+
+    // B6 over distinct users: one group message is one event in each member's log.
+    let spread = match users {
+        [_, _, ..] => Some(spread(server, users, sockets).await.context("B6 over distinct users")?),
+        _ => None,
+    };
 
     // R1: two subscribers, SENDERS concurrent senders for THROUGHPUT_SECONDS.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -406,6 +495,7 @@ pub async fn measure(
         rss_after_kib,
         fanout,
         fanout_cpu,
+        spread,
         messages: sent.iter().sum(),
         delivered,
         seconds,

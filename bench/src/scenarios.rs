@@ -199,13 +199,18 @@ async fn realtime(
     let limit = crate::realtime::raise_fd_limit();
     let sockets = usize::try_from(args.sockets)?;
     anyhow::ensure!(limit >= args.sockets + 1000, "open-file limit {limit} too low for {sockets} sockets");
+    // B6 over distinct users: SPREAD_SOCKETS_PER_USER sockets per user, as many users as
+    // the dataset has up to sockets / SPREAD_SOCKETS_PER_USER.
+    let spread_users = (sockets / crate::realtime::SPREAD_SOCKETS_PER_USER).min(usize::try_from(args.users)?);
     let settings = [
         ("BFF_REALTIME__MAX_CONNECTIONS_PER_USER", (2 * sockets + 100).to_string()),
+        ("BFF_REALTIME__MAX_GROUP_MEMBERS", (spread_users + 10).to_string()),
         ("BFF_RATE_LIMITS__ENABLED", "false".to_owned()),
     ];
     let server = Server::product_with(bins, dataset, pinning, "mobile-bff-realtime", &settings).await?;
     let bob = dataset.token_for(bins, "bob")?;
-    crate::realtime::measure(&server, &dataset.token, &bob, sockets, backend).await
+    let users = if spread_users >= 2 { dataset.tokens_for_first(bins, spread_users)? } else { Vec::new() };
+    crate::realtime::measure(&server, &dataset.token, &bob, &users, sockets, backend).await
 }
 
 /// `bff_db_statements_total` of the product.

@@ -234,6 +234,22 @@ impl Dataset {
         stdout.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned()).context("no token printed")
     }
 
+    /// One-hour access tokens of the first `n` users by id, from `mobile-bff tokens`.
+    pub fn tokens_for_first(&self, bins: &Binaries, n: usize) -> anyhow::Result<Vec<(i64, String)>> {
+        let first = n.to_string();
+        let command = self.product_command(bins, &["tokens", "--first", &first, "--ttl", "3600"]);
+        let stdout = run_to_end(command, "mobile-bff tokens", Duration::from_secs(120))?;
+        let tokens: Vec<(i64, String)> = stdout
+            .lines()
+            .filter_map(|line| {
+                let (id, token) = line.trim().split_once(' ')?;
+                Some((id.parse().ok()?, token.trim().to_owned()))
+            })
+            .collect();
+        anyhow::ensure!(tokens.len() == n, "mobile-bff tokens printed {} tokens, not {n}", tokens.len());
+        Ok(tokens)
+    }
+
     /// `mobile-bff <args>` with this dataset's environment (and no inherited `BFF_*`).
     fn product_command(&self, bins: &Binaries, args: &[&str]) -> Command {
         let mut command = Command::new(&bins.product);

@@ -78,16 +78,21 @@ pub async fn member_ids(conn: &impl ConnectionTrait, conversation_id: i64) -> Re
         .await
 }
 
-/// Everyone who shares a conversation with `user_id` (their presence is of interest).
-pub async fn contacts(conn: &impl ConnectionTrait, user_id: i64) -> Result<Vec<i64>, DbErr> {
+/// Everyone whose presence `user_id` shares: the other members of their direct conversations
+/// and of groups with at most `max_group_members` members.
+pub async fn contacts(conn: &impl ConnectionTrait, user_id: i64, max_group_members: usize) -> Result<Vec<i64>, DbErr> {
     let sql = "SELECT DISTINCT o.user_id AS user_id FROM conversation_members m \
+               JOIN conversations c ON c.id = m.conversation_id \
                JOIN conversation_members o ON o.conversation_id = m.conversation_id \
-               WHERE m.user_id = $1 AND o.user_id <> $1 ORDER BY o.user_id LIMIT 5000";
+               WHERE m.user_id = $1 AND o.user_id <> $1 AND (c.kind = 'direct' OR \
+                 (SELECT COUNT(*) FROM conversation_members x WHERE x.conversation_id = c.id) <= $2) \
+               ORDER BY o.user_id LIMIT 5000";
     #[derive(FromQueryResult)]
     struct Row {
         user_id: i64,
     }
-    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, [user_id.into()]);
+    let limit = i64::try_from(max_group_members).unwrap_or(i64::MAX);
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, [user_id.into(), limit.into()]);
     Ok(Row::find_by_statement(stmt).all(conn).await?.into_iter().map(|r| r.user_id).collect())
 }
 

@@ -449,3 +449,48 @@ async fn comments_and_reactions_on_your_posts_are_events() {
     assert_eq!(events[1]["postActivity"]["reaction"], "LOVE");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn presence_is_shared_in_direct_conversations_and_small_groups_only() {
+    let server = TestServer::start_with(10, |s| s.realtime.presence_max_group_members = 3).await;
+    // Users 6.. share no seeded conversation.
+    let handles: Vec<String> = (6..10).map(mobile_bff::domain::seed::handle_of).collect();
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for handle in &handles {
+        tokens.push(server.token(handle).await);
+        let query = "query($h: String!) { user(handle: $h) { id } }";
+        ids.push(server.data(query, json!({ "h": handle }), None).await["user"]["id"].clone());
+    }
+    let group = "mutation($t: String!, $m: [ID!]!) { createGroup(input: { title: $t, memberIds: $m }) { conversation { id } } }";
+    let beat = "mutation($s: PresenceStatus!) { heartbeat(status: $s) { status } }";
+    let seen_by = |token: String| {
+        let server = &server;
+        let watched = handles[0].clone();
+        async move {
+            let polled = server.data(POLL, json!({ "a": 0 }), Some(&token)).await["pollEvents"]["events"].clone();
+            polled
+                .as_array()
+                .expect("events")
+                .iter()
+                .filter(|e| e["kind"] == "PRESENCE_CHANGED" && e["presence"]["user"]["handle"] == watched.as_str())
+                .map(|e| e["presence"]["status"].as_str().expect("status").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // A group of four is over the limit of three: nobody hears of user 6.
+    server.data(group, json!({ "t": "big", "m": [ids[1], ids[2], ids[3]] }), Some(&tokens[0])).await;
+    server.data(beat, json!({ "s": "ONLINE" }), Some(&tokens[0])).await;
+    for token in &tokens[1..] {
+        assert_eq!(seen_by(token.clone()).await, Vec::<String>::new());
+    }
+    // A group of three is small enough, a direct conversation always is.
+    server.data(group, json!({ "t": "small", "m": [ids[2], ids[3]] }), Some(&tokens[0])).await;
+    let start = "mutation($u: ID!) { startConversation(input: { userId: $u }) { conversation { id } } }";
+    server.data(start, json!({ "u": ids[1] }), Some(&tokens[0])).await;
+    server.data(beat, json!({ "s": "AWAY" }), Some(&tokens[0])).await;
+    for token in &tokens[1..] {
+        assert_eq!(seen_by(token.clone()).await, vec!["AWAY".to_owned()]);
+    }
+    server.stop().await;
+}

@@ -43,6 +43,10 @@ pub struct RealtimeSettings {
     pub presence_heartbeat_seconds: u64,
     /// A user with no sign of life for this long becomes `offline`.
     pub presence_grace_seconds: u64,
+    /// Presence changes go to the other members of the user's direct conversations and of
+    /// groups with at most this many members (a change would otherwise append an event to
+    /// the log of every member of every big group the user is in).
+    pub presence_max_group_members: usize,
     /// On PostgreSQL, wake subscribers on other replicas through LISTEN/NOTIFY.
     pub pg_notify: bool,
     /// The LISTEN/NOTIFY channel.
@@ -69,6 +73,7 @@ impl Default for RealtimeSettings {
             ws_max_message_bytes: 64 * 1024,
             presence_heartbeat_seconds: 30,
             presence_grace_seconds: 90,
+            presence_max_group_members: 32,
             pg_notify: true,
             pg_notify_channel: "bff_events".to_owned(),
         }
