@@ -92,10 +92,17 @@ fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
     let mut tasks =
         vec![realtime::log::spawn_retention_sweeper(app.db.clone(), settings.clone()), app.presence.spawn_ticker()];
     if app.settings.is_postgres() && settings.pg_notify {
+        // The listener holds the app only weakly: it must not keep a stopped server alive.
+        let gate_app = Arc::downgrade(app);
         tasks.push(event_bus::spawn_pg_listener(
             app.bus.clone(),
             app.settings.database_url.expose().to_owned(),
             settings.pg_notify_channel.clone(),
+            Box::new(move |device| {
+                if let Some(app) = gate_app.upgrade() {
+                    app.gate.revoked(device);
+                }
+            }),
         ));
     }
     tasks

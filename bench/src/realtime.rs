@@ -360,8 +360,9 @@ async fn spread(server: &Server, users: &[(i64, String)], sockets: usize) -> any
         .map(|(id, _)| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("User:{id}")))
         .collect();
     let create = "mutation($m: [ID!]!) { createGroup(input: { title: \"bench fan-out\", memberIds: $m }) { conversation { id } } }";
-    let group = graphql(server, &creator.1, create, json!({ "m": members })).await?["createGroup"]["conversation"]["id"]
-        .clone();
+    let group =
+        graphql(server, &creator.1, create, json!({ "m": members })).await?["createGroup"]["conversation"]["id"]
+            .clone();
     let per_user = (sockets / users.len()).max(1);
     let sources: Vec<Ipv4Addr> = (0..SOURCE_ADDRESSES).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect();
     let tokens: Vec<&str> = users.iter().flat_map(|(_, t)| std::iter::repeat_n(t.as_str(), per_user)).collect();

@@ -72,6 +72,29 @@ pub async fn notify(conn: &impl ConnectionTrait, channel: &str, pairs: &[(i64, i
     Ok(())
 }
 
+/// Asks PostgreSQL to tell every listening replica, when the transaction commits, that these
+/// devices were signed out (so that their sockets close everywhere at once).
+pub async fn notify_revoked(conn: &impl ConnectionTrait, channel: &str, devices: &[i64]) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres || devices.is_empty() {
+        return Ok(());
+    }
+    for chunk in devices.chunks(400) {
+        let payload = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let stmt = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [revoked_channel(channel).into(), payload.into()],
+        );
+        conn.execute_raw(stmt).await?;
+    }
+    Ok(())
+}
+
+/// The LISTEN/NOTIFY channel of device revocations next to the events channel `channel`.
+pub fn revoked_channel(channel: &str) -> String {
+    format!("{channel}_revoked")
+}
+
 /// Events of `user_id` with `seq > after`, in order, at most `limit`.
 pub async fn after(
     conn: &impl ConnectionTrait,

@@ -23,6 +23,20 @@ use crate::{
     infra::{pins::PinRole, rate_limit::Limit},
 };
 
+/// Commits a sign-out of `devices` and closes their live connections: at once on this
+/// replica, and through LISTEN/NOTIFY (sent at commit) on the others.
+async fn signed_out(app: &crate::app::App, tx: crate::db::WriteTx, devices: &[i64]) -> async_graphql::Result<()> {
+    let realtime = &app.settings.realtime;
+    if realtime.pg_notify {
+        crate::db::events::notify_revoked(&*tx, &realtime.pg_notify_channel, devices).await.map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    for device in devices {
+        app.gate.revoked(*device);
+    }
+    Ok(())
+}
+
 /// The platform a device runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
 pub enum DevicePlatform {
@@ -423,8 +437,7 @@ impl AuthMutation {
         };
         let tx = app.db.begin_write().await.map_err(db_error)?;
         devices::revoke(&*tx, user, device, false).await.api()?;
-        tx.commit().await.map_err(db_error)?;
-        app.gate.revoked(device);
+        signed_out(app, tx, &[device]).await?;
         Ok(true)
     }
 
@@ -477,8 +490,7 @@ impl AuthMutation {
         let app = app(ctx)?;
         let tx = app.db.begin_write().await.map_err(db_error)?;
         devices::revoke(&*tx, user, device, true).await.api()?;
-        tx.commit().await.map_err(db_error)?;
-        app.gate.revoked(device);
+        signed_out(app, tx, &[device]).await?;
         let rows = devices::list(app.db.conn(), user).await.api()?;
         rows.into_iter()
             .find(|d| d.id == device)
@@ -492,10 +504,7 @@ impl AuthMutation {
         let app = app(ctx)?;
         let tx = app.db.begin_write().await.map_err(db_error)?;
         let revoked = devices::revoke_all(&*tx, user).await.api()?;
-        tx.commit().await.map_err(db_error)?;
-        for id in &revoked {
-            app.gate.revoked(*id);
-        }
+        signed_out(app, tx, &revoked).await?;
         Ok(i32::try_from(revoked.len()).unwrap_or(i32::MAX))
     }
 }

@@ -120,9 +120,18 @@ impl EventBus {
 }
 
 /// Listens on PostgreSQL channel `channel` and turns `user:seq,user:seq` notifications from
-/// every replica (this one included) into wakes. Reconnects with backoff; after a reconnect
-/// every local subscriber re-reads its log, since notifications sent meanwhile are lost.
-pub fn spawn_pg_listener(bus: Arc<EventBus>, url: String, channel: String) -> tokio::task::JoinHandle<()> {
+/// every replica (this one included) into wakes, and device ids on the revocations channel
+/// next to it ([`crate::db::events::revoked_channel`]) into calls of `on_revoked` (which closes
+/// that device's sockets on this replica). Reconnects with backoff; after a reconnect every
+/// local subscriber re-reads its log, since notifications sent meanwhile are lost (a lost
+/// revocation is still caught at the socket's next ping).
+pub fn spawn_pg_listener(
+    bus: Arc<EventBus>,
+    url: String,
+    channel: String,
+    on_revoked: Box<dyn Fn(i64) + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
+    let revocations = crate::db::events::revoked_channel(&channel);
     use sea_orm::sqlx::postgres::PgListener;
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
@@ -136,7 +145,7 @@ pub fn spawn_pg_listener(bus: Arc<EventBus>, url: String, channel: String) -> to
                     continue;
                 }
             };
-            if let Err(err) = listener.listen(&channel).await {
+            if let Err(err) = listener.listen_all([channel.as_str(), revocations.as_str()]).await {
                 tracing::warn!(error = %err, "LISTEN failed; retrying");
                 tokio::time::sleep(backoff).await;
                 continue;
@@ -145,6 +154,11 @@ pub fn spawn_pg_listener(bus: Arc<EventBus>, url: String, channel: String) -> to
             bus.wake_all();
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(notification)) if notification.channel() == revocations => {
+                        for device in notification.payload().split(',').filter_map(|d| d.parse::<i64>().ok()) {
+                            on_revoked(device);
+                        }
+                    }
                     Ok(Some(notification)) => {
                         for pair in notification.payload().split(',') {
                             if let Some((user, seq)) = pair.split_once(':')

@@ -494,3 +494,46 @@ async fn presence_is_shared_in_direct_conversations_and_small_groups_only() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with BFF_TEST_DATABASE_URL=postgres://… -- --ignored"]
+async fn signing_out_on_one_replica_closes_the_devices_stream_on_another_at_once() {
+    assert!(std::env::var("BFF_TEST_DATABASE_URL").is_ok(), "BFF_TEST_DATABASE_URL must be set for this test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = TestDatabase::create(dir.path()).await;
+    cli(&database.url, dir.path(), &["seed", "--users", "6"]);
+    let a = Replica::start(&database.url, dir.path()).await;
+    let b = Replica::start(&database.url, dir.path()).await;
+    let client = reqwest::Client::new();
+    let register = "mutation($input: RegisterInput!) { register(input: $input) { accessToken } }";
+    let input = json!({ "email": "two@example.com", "password": "correct horse battery", "handle": "two_replicas",
+        "displayName": "Two", "device": { "clientDeviceId": "6c1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", "platform": "IOS" } });
+    let body: Value = client
+        .post(format!("{}/graphql", a.base))
+        .json(&json!({ "query": register, "variables": { "input": input } }))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let token = body["data"]["register"]["accessToken"].as_str().expect("token").to_owned();
+    // The device listens on B and signs out through A: B closes the stream well within a
+    // second (the socket's ping, 25 s away, is not what closes it).
+    let mut on_b = SseStream::open(&b.base, &token, EVENTS, None).await;
+    let logout: Value = client
+        .post(format!("{}/graphql", a.base))
+        .bearer_auth(&token)
+        .json(&json!({ "query": "mutation { logout }" }))
+        .send()
+        .await
+        .expect("logout")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(logout["data"]["logout"], true, "{logout}");
+    let ended = tokio::time::timeout(Duration::from_secs(1), async { while on_b.next().await.is_some() {} }).await;
+    assert!(ended.is_ok(), "the stream on the other replica is still open a second after signing out");
+    drop((a, b));
+    database.destroy().await;
+}

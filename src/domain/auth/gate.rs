@@ -5,7 +5,8 @@
 //! at once, other replicas see it within the cache time.
 //!
 //! Revocations are also broadcast ([`DeviceGate::subscribe`]) so that long-lived connections
-//! (WebSocket/SSE subscriptions, when real-time lands) can close a revoked device's sockets.
+//! (WebSocket, SSE) close a revoked device's sockets; on PostgreSQL the listener feeds in
+//! revocations made on other replicas (`crate::infra::event_bus::spawn_pg_listener`).
 
 use std::time::Duration;
 

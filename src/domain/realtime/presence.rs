@@ -150,8 +150,7 @@ impl Presence {
         conn: &impl ConnectionTrait,
         record: &PresenceRecord,
     ) -> Result<Vec<user_event::Model>, DomainError> {
-        let contacts =
-            db::messaging::contacts(conn, record.user_id, self.settings.presence_max_group_members).await?;
+        let contacts = db::messaging::contacts(conn, record.user_id, self.settings.presence_max_group_members).await?;
         log::append(conn, &self.settings, &contacts, EventKind::PresenceChanged, record).await
     }
 

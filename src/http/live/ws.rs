@@ -12,7 +12,8 @@
 //! - **Keepalive**: WebSocket pings every `ws_ping_interval_seconds`; a peer silent for
 //!   `ws_idle_timeout_seconds` is dropped (dead after a network change).
 //! - **Revocation**: signing the device out closes its sockets at once (`4401`), through
-//!   the gate's broadcast; a revocation on another replica is seen at the next ping.
+//!   the gate's broadcast, fed on PostgreSQL by other replicas' NOTIFY too (and checked again
+//!   at every ping, should a notification be lost).
 //! - **Shutdown**: results already produced are flushed, then `1001` ("going away":
 //!   reconnect with your last seq, to another replica).
 //! - **Memory**: small read/write buffers and a bounded inbound queue per connection (a
