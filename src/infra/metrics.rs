@@ -147,6 +147,10 @@ pub struct LiveMetrics {
     pub subscriptions: Gauge,
     /// Subscription results sent.
     pub messages_sent: Counter,
+    /// Users with a shared feed (log subscriptions) on this replica.
+    pub feeds: Gauge,
+    /// Events resolved by the feeds (once per event and operation, whatever the subscribers).
+    pub feed_resolutions: Counter,
     /// WebSocket connections ended, by close code.
     pub closes: Family<CloseLabels, Counter>,
 }
@@ -157,6 +161,12 @@ impl LiveMetrics {
         registry.register("live_connections", "Open real-time connections by transport", live.connections.clone());
         registry.register("live_subscriptions", "Active subscriptions", live.subscriptions.clone());
         registry.register("live_messages_sent", "Subscription results sent", live.messages_sent.clone());
+        registry.register("live_feeds", "Users with a shared feed on this replica", live.feeds.clone());
+        registry.register(
+            "live_feed_resolutions",
+            "Resolutions of events by the shared feeds (one per event and operation)",
+            live.feed_resolutions.clone(),
+        );
         registry.register("live_closes", "WebSocket connections ended, by close code", live.closes.clone());
         live
     }

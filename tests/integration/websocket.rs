@@ -276,6 +276,9 @@ async fn subscriptions_of_one_user_share_a_feed_without_gaps_or_duplicates() {
     }
     assert_eq!(on_two, (151..=155).collect::<Vec<_>>());
     assert_eq!(middle, (141..=155).collect::<Vec<_>>());
+    // Four subscriptions of bob on three sockets: one feed.
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("bff_live_feeds 1\n"), "{metrics}");
     // Nothing more arrives: no duplicates.
     let extra = tokio::time::timeout(Duration::from_millis(300), one.next()).await;
     assert!(!matches!(&extra, Ok(Some(Ok(Message::Text(text)))) if text.contains("\"next\"")), "duplicate: {extra:?}");

@@ -142,6 +142,7 @@ impl Operation {
     }
 
     async fn resolve(&self, items: Vec<Result<Item, async_graphql::Error>>) -> Vec<Arc<Response>> {
+        self.executor.app.metrics.live.feed_resolutions.inc();
         let responses = self.executor.resolve(self, items.into()).await;
         responses.into_iter().map(Arc::new).collect()
     }
@@ -298,6 +299,9 @@ async fn next_wake(wakes: &mut Receiver<Arc<Wake>>, user_id: i64) -> Option<Arc<
 // Steps are awaited through `Box::pin` so that the feed's own task stays small between
 // events (one per user with a subscription on this replica).
 async fn run_feed(fanout: Arc<Fanout>, user: i64, mut inbox: mpsc::UnboundedReceiver<Control>) {
+    let live = &fanout.app.metrics.live;
+    live.feeds.inc();
+    let _counted = FeedGauge(live.feeds.clone());
     let mut wakes = fanout.app.bus.subscribe(user);
     let mut feed =
         Feed { app: fanout.app.clone(), user, position: None, stale: false, laggards: false, groups: Vec::new() };
@@ -540,6 +544,15 @@ impl Feed {
                 self.groups.retain(|g| !g.members.is_empty());
             }
         }
+    }
+}
+
+/// Decrements the feed gauge when the feed's task ends, however it ends.
+struct FeedGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for FeedGauge {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
