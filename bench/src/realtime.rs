@@ -67,6 +67,8 @@ pub struct RealtimeReport {
     fanout: Vec<(usize, Duration, Duration, Duration)>,
     /// Per event: CPU ms of the server and of the load generator while it was delivered.
     fanout_cpu: Vec<(f64, f64)>,
+    /// Feed resolutions per B6 event.
+    fanout_resolutions: f64,
     /// The same over distinct users: (users, sockets, rounds) of one group message per event.
     spread: Option<(usize, usize, Rounds)>,
     messages: u64,
@@ -107,8 +109,9 @@ impl RealtimeReport {
             Some(p99) => {
                 let _ = writeln!(
                     out,
-                    "| B6 | fan-out of one event to {} subscribers: worst p99 of {} events | {} ms | ≤ 200 ms | {} |",
+                    "| B6 | fan-out of one event to {} subscribers ({:.0} resolution per event): worst p99 of {} events | {} ms | ≤ 200 ms | {} |",
                     self.sockets,
+                    self.fanout_resolutions,
                     self.fanout.len(),
                     ms(p99),
                     if self.complete() && p99 <= Duration::from_millis(200) { "met" } else { "**missed**" }
@@ -116,12 +119,12 @@ impl RealtimeReport {
             }
             None => out.push_str("| B6 | fan-out | n/a | ≤ 200 ms | FAILED |\n"),
         }
-        if let Some((users, sockets, (rounds, _))) = &self.spread {
+        if let Some((users, sockets, (rounds, _, resolutions))) = &self.spread {
             let p99 = rounds.iter().map(|r| r.2).max().unwrap_or_default();
             let reached = rounds.iter().all(|r| r.0 == *sockets);
             let _ = writeln!(
                 out,
-                "| B6 | the same over distinct users: one group message to {users} users with {} sockets each ({sockets} sockets, one event per user's log): worst p99 of {} events | {} ms | — | (info{}) |",
+                "| B6 | the same over distinct users: one group message to {users} users with {} sockets each ({sockets} sockets, one event per user's log, {resolutions:.0} resolutions per message): worst p99 of {} events | {} ms | — | (info{}) |",
                 sockets / users.max(&1),
                 rounds.len(),
                 ms(p99),
@@ -259,7 +262,8 @@ async fn graphql(server: &Server, token: &str, query: &str, variables: Value) ->
 }
 
 /// Per event: (sockets reached, p50, p99, max) and (server CPU ms, load generator CPU ms).
-type Rounds = (Vec<(usize, Duration, Duration, Duration)>, Vec<(f64, f64)>);
+/// And the server's feed resolutions per event (`bff_live_feed_resolutions_total`).
+type Rounds = (Vec<(usize, Duration, Duration, Duration)>, Vec<(f64, f64)>, f64);
 
 /// Sends FANOUT_EVENTS events one after the other with `send(round)` and measures, for each,
 /// the time from sending it to its arrival on each of `opened` (which must all receive it).
@@ -270,6 +274,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<Value>>,
 {
     let sockets = opened.len();
+    let resolutions = server.metric("bff_live_feed_resolutions_total").await?.unwrap_or(0.0);
     // B6: each socket waits for the next event and reports when it arrived.
     let (round_tx, round_rx) = watch::channel(0usize);
     let arrivals: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); FANOUT_EVENTS]));
@@ -339,7 +344,8 @@ where
     for reader in readers {
         reader.abort();
     }
-    Ok((fanout, fanout_cpu))
+    let resolutions = server.metric("bff_live_feed_resolutions_total").await?.unwrap_or(0.0) - resolutions;
+    Ok((fanout, fanout_cpu, resolutions / FANOUT_EVENTS as f64))
 }
 
 /// B6 over distinct users: `users[0]` creates a group with all the others, every user opens
@@ -436,7 +442,7 @@ pub async fn measure(
     let rss_after_kib = rss_kib(server.pid())?;
 
     // B6: one event in alice's log, which every socket subscribes to.
-    let (fanout, fanout_cpu) = fan_out(server, opened, |round| {
+    let (fanout, fanout_cpu, fanout_resolutions) = fan_out(server, opened, |round| {
         graphql(server, bob, SEND, json!({ "c": conversation, "m": format!("bench-fanout-{round:04}") }))
     })
     .await?;
@@ -496,6 +502,7 @@ pub async fn measure(
         rss_after_kib,
         fanout,
         fanout_cpu,
+        fanout_resolutions,
         spread,
         messages: sent.iter().sum(),
         delivered,
