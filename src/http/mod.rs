@@ -1,10 +1,10 @@
 //! The HTTP layer: routes, middleware and the GraphQL transport.
 //!
 //! [`service`] is the whole HTTP service. Middleware, outermost first: request context
-//! ([`observe`]: request id, client info, tracing span, metrics, access log), JSON errors for
-//! anything a layer below answers without a JSON body ([`errors::ensure_json_errors`]), panic
-//! catching, CORS, response compression and request decompression. Handlers sit in one module
-//! per concern.
+//! ([`observe`]: request id, client info, tracing span, metrics, access log, and JSON errors
+//! for anything a layer below answers without a JSON body: [`errors::ensure_json_errors`]),
+//! panic catching, CORS, response compression and request decompression. Handlers sit in one
+//! module per concern.
 
 pub mod auth;
 pub mod caching;
@@ -95,7 +95,6 @@ pub fn service(
     let min_compress = state.app.settings.compression.min_bytes;
     ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
-        .layer(middleware::from_fn(errors::ensure_json_errors))
         .layer(CatchPanicLayer::custom(errors::panic_response as fn(_) -> _))
         .layer(cors)
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(min_compress))))
