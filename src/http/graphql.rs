@@ -456,7 +456,9 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     let request = with_loaders(request, app, ctx.viewer.id_or_zero(), &spawner, upstream)
         .data(ctx.viewer)
         .data(ctx.client.clone());
-    let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
+    // Boxed: async-graphql's execution future is kilobytes, and inline it would make every
+    // future above it (this one, the handler's, axum's) that large to create and move.
+    let mut response = Box::pin(batch_driver::drive(ctx.state.schema.execute(request), queue)).await;
     assign_codes(&mut response);
     order_response(&mut response.data, &document, wire.operation_name.as_deref());
     Ok(Executed { response, label, is_query: kind == Some(OperationType::Query) })
