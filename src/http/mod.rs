@@ -75,11 +75,7 @@ fn routes(state: HttpState) -> Router {
             .route("/playground/config.json", get(playground::config))
             .route("/playground/dev-login", post(playground::dev_login));
     }
-    router
-        .fallback(errors::not_found)
-        .method_not_allowed_fallback(errors::method_not_allowed)
-        .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+    router.fallback(errors::not_found).method_not_allowed_fallback(errors::method_not_allowed).with_state(state)
 }
 
 /// Builds the HTTP service: every route behind the middleware stack.
@@ -99,6 +95,8 @@ pub fn service(
         .layer(cors)
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(min_compress))))
         .layer(RequestDecompressionLayer::new())
+        // The GraphQL transport enforces its own body limit, after decompression.
+        .layer(DefaultBodyLimit::disable())
         .service(routes(state))
 }
 
