@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     domain::{idempotency, realtime},
     graphql::build_schema,
-    http::{HttpState, router},
+    http::{self, HttpState},
     infra::event_bus,
 };
 
@@ -71,7 +71,9 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     let addr =
         listener.local_addr().map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
     let (shutdown, mut signal) = watch::channel(false);
-    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+        http::service(state),
+    );
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {

@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::Context;
+use async_graphql::{Context, Request};
 
 use super::{
+    batch_driver::BatchSpawner,
     error::{ErrorCode, api_error},
     loaders::Loaders,
+    messaging::loaders::MessagingLoaders,
+    upstream::UpstreamContext,
 };
 use crate::{app::App, request::Viewer};
 
@@ -15,8 +18,9 @@ pub fn app<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<App>> {
     ctx.data::<Arc<App>>().map_err(|_| missing("app"))
 }
 
-/// Request data built on first use. Live connections attach their loaders this way: an idle
-/// subscription (most of them, most of the time) then never allocates them.
+/// Request data built on first use. Loaders are attached this way ([`with_loaders`]): an
+/// operation that reads nothing (`{ __typename }`) or an idle subscription (most of them,
+/// most of the time) then never allocates them.
 pub struct Lazy<T> {
     cell: std::sync::OnceLock<T>,
     build: Box<dyn Fn() -> T + Send + Sync>,
@@ -34,14 +38,36 @@ impl<T> Lazy<T> {
     }
 }
 
-/// `T` attached to the request, directly or as [`Lazy<T>`].
-pub fn data_or_lazy<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> Option<&'a T> {
-    ctx.data::<T>().ok().or_else(|| ctx.data::<Lazy<T>>().ok().map(Lazy::get))
+/// `T` attached to the request as [`Lazy<T>`], built now if needed.
+pub fn lazy_data<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> Option<&'a T> {
+    ctx.data::<Lazy<T>>().ok().map(Lazy::get)
+}
+
+/// Attaches the loaders of one operation of `viewer` (0 when anonymous), each set built when
+/// a resolver first asks for it: thirteen DataLoaders cost about as much to build and drop as
+/// the rest of a `{ __typename }` request. `upstream` is made by the caller, so its deadline
+/// runs from the start of the operation.
+pub fn with_loaders(
+    request: Request,
+    app: &Arc<App>,
+    viewer: i64,
+    spawner: &BatchSpawner,
+    upstream: UpstreamContext,
+) -> Request {
+    let (app_for_social, batches) = (app.clone(), spawner.clone());
+    let loaders = Lazy::new(move || {
+        let app = &app_for_social;
+        Loaders::new(app.db.clone(), app.metrics.clone(), viewer, &batches, &app.settings.dataloader, upstream.clone())
+    });
+    let (app, batches) = (app.clone(), spawner.clone());
+    let messaging =
+        Lazy::new(move || MessagingLoaders::new(app.db.clone(), viewer, &batches, &app.settings.dataloader));
+    request.data(loaders).data(messaging)
 }
 
 /// The loaders of this operation.
 pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
-    data_or_lazy::<Loaders>(ctx).ok_or_else(|| missing("loaders"))
+    lazy_data::<Loaders>(ctx).ok_or_else(|| missing("loaders"))
 }
 
 /// The viewer (anonymous when the request carried no token).

@@ -6,7 +6,7 @@
 //! ETags and response caches work, so the executed response is reordered here, following the
 //! operation's selection sets (fragments and aliases included).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, rc::Rc};
 
 use async_graphql::{
     Name, Positioned, Value,
@@ -31,15 +31,33 @@ pub fn selected_operation<'a>(
 /// Reorders `data` to follow the selected operation of `document`.
 pub fn order_response(data: &mut Value, document: &ExecutableDocument, operation_name: Option<&str>) {
     if let Some(operation) = selected_operation(document, operation_name) {
-        reorder(data, &[&operation.node.selection_set.node], &document.fragments);
+        let mut plans = Plans { fragments: &document.fragments, known: HashMap::new() };
+        plans.reorder(data, &[&operation.node.selection_set.node]);
     }
 }
 
-fn reorder(value: &mut Value, sets: &[&SelectionSet], fragments: &Fragments) {
-    // One plan per selection, shared by every item of a list (a feed of 100 posts computes
-    // the order of a post once, not 100 times).
-    if matches!(value, Value::List(_) | Value::Object(_)) {
-        Plan::new(sets, fragments).apply(value, fragments);
+/// The plans of one response, one per distinct selection: every post of a feed shares the
+/// plan of its `author` (and of its comments' authors), computed once rather than per object.
+struct Plans<'a> {
+    fragments: &'a Fragments,
+    known: HashMap<Vec<*const SelectionSet>, Rc<Plan<'a>>>,
+}
+
+impl<'a> Plans<'a> {
+    fn reorder(&mut self, value: &mut Value, sets: &[&'a SelectionSet]) {
+        if !matches!(value, Value::List(_) | Value::Object(_)) {
+            return;
+        }
+        let key: Vec<*const SelectionSet> = sets.iter().map(|set| *set as *const SelectionSet).collect();
+        let plan = match self.known.get(&key) {
+            Some(plan) => plan.clone(),
+            None => {
+                let plan = Rc::new(Plan::new(sets, self.fragments));
+                self.known.insert(key, plan.clone());
+                plan
+            }
+        };
+        plan.apply(value, self);
     }
 }
 
@@ -55,11 +73,11 @@ impl<'a> Plan<'a> {
         Self { order }
     }
 
-    fn apply(&self, value: &mut Value, fragments: &Fragments) {
+    fn apply(&self, value: &mut Value, plans: &mut Plans<'a>) {
         match value {
             Value::List(items) => {
                 for item in items {
-                    self.apply(item, fragments);
+                    self.apply(item, plans);
                 }
             }
             Value::Object(map) => {
@@ -79,7 +97,7 @@ impl<'a> Plan<'a> {
                     if subsets.iter().any(|set| !set.items.is_empty())
                         && let Some(child) = map.get_mut(*key)
                     {
-                        reorder(child, subsets, fragments);
+                        plans.reorder(child, subsets);
                     }
                 }
             }

@@ -15,7 +15,9 @@ use crate::{app::App, graphql::error::ErrorCode, infra::keys::SigningKeys, reque
 pub async fn authenticate(headers: &HeaderMap, app: &App) -> Result<Viewer, Box<Response>> {
     let viewer = verify(headers, &app.keys)?;
     if let (Some(user_id), Some(device_id)) = (viewer.user_id, viewer.device_id) {
-        match app.gate.allows(user_id, device_id).await {
+        // Boxed: the check's future (a cache and maybe a database read) is kilobytes, which
+        // inline would enlarge every handler future that authenticates.
+        match Box::pin(app.gate.allows(user_id, device_id)).await {
             Ok(true) => {}
             Ok(false) => return Err(Box::new(unauthorized("access token is invalid or expired"))),
             Err(err) => {

@@ -4,9 +4,7 @@
 use std::any::Any;
 
 use axum::{
-    extract::Request,
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -38,9 +36,9 @@ pub fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Replaces the body of any error response that is not JSON (for example a 415 from the
-/// decompression layer for an unknown `Content-Encoding`) with a JSON error.
-pub async fn ensure_json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// decompression layer for an unknown `Content-Encoding`) with a JSON error. Called by the
+/// outermost middleware ([`super::observe::observe`]) on every response.
+pub fn ensure_json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

@@ -33,10 +33,9 @@ use super::{
 use crate::{
     graphql::{
         batch_driver,
+        context::with_loaders,
         error::{ErrorCode, rate_limited},
         error_codes::{assign_codes, with_code},
-        loaders::Loaders,
-        messaging::loaders::MessagingLoaders,
         ordering::{order_response, selected_operation},
         upstream::UpstreamContext,
     },
@@ -454,17 +453,12 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     let (spawner, queue) = batch_driver::channel();
     let upstream =
         UpstreamContext { upstreams: app.upstreams.clone(), scope: ctx.trace.scope(app.upstreams.screen_deadline) };
-    let loaders = Loaders::new(
-        app.db.clone(),
-        app.metrics.clone(),
-        ctx.viewer.id_or_zero(),
-        &spawner,
-        &settings.dataloader,
-        upstream,
-    );
-    let messaging = MessagingLoaders::new(app.db.clone(), ctx.viewer.id_or_zero(), &spawner, &settings.dataloader);
-    let request = request.data(loaders).data(messaging).data(ctx.viewer).data(ctx.client.clone());
-    let mut response = batch_driver::drive(ctx.state.schema.execute(request), queue).await;
+    let request = with_loaders(request, app, ctx.viewer.id_or_zero(), &spawner, upstream)
+        .data(ctx.viewer)
+        .data(ctx.client.clone());
+    // Boxed: async-graphql's execution future is kilobytes, and inline it would make every
+    // future above it (this one, the handler's, axum's) that large to create and move.
+    let mut response = Box::pin(batch_driver::drive(ctx.state.schema.execute(request), queue)).await;
     assign_codes(&mut response);
     order_response(&mut response.data, &document, wire.operation_name.as_deref());
     Ok(Executed { response, label, is_query: kind == Some(OperationType::Query) })

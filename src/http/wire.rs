@@ -125,26 +125,27 @@ fn document_error(err: DocumentError) -> ServerError {
     with_code(ServerError::new(err.to_string(), None), code)
 }
 
-/// Finds the text to execute: the request's own `query`, or a persisted document.
+/// Finds the text to execute: the request's own `query`, or a persisted document. The store's
+/// futures are boxed: they are kilobytes, and a request with only `query` never awaits them.
 pub async fn resolve(request: &WireRequest, store: &DocumentStore) -> Result<Resolved, ServerError> {
     let trusted_only = store.mode() == PersistedMode::Trusted;
     match (request.persisted_id()?, &request.query) {
         // APQ registration: id and text together.
         (Some((id, true)), Some(query)) => {
-            store.register(&id, query).await.map_err(document_error)?;
+            Box::pin(store.register(&id, query)).await.map_err(document_error)?;
             Ok(Resolved { query: query.clone(), document_id: Some(id) })
         }
         (Some((id, false)), Some(_)) => {
             Err(bad_input(&format!("send either the query or the document id {id:?}, not both")))
         }
-        (Some((id, _)), None) => match store.lookup(&id).await.map_err(document_error)? {
+        (Some((id, _)), None) => match Box::pin(store.lookup(&id)).await.map_err(document_error)? {
             Some(doc) if trusted_only && !doc.trusted => Err(document_error(DocumentError::Required)),
             Some(doc) => Ok(Resolved { query: doc.query.to_string(), document_id: Some(id) }),
             None => Err(document_error(DocumentError::NotFound)),
         },
         (None, Some(query)) if trusted_only => {
             let id = sha256_hex(query);
-            match store.lookup(&id).await.map_err(document_error)? {
+            match Box::pin(store.lookup(&id)).await.map_err(document_error)? {
                 Some(doc) if doc.trusted => Ok(Resolved { query: query.clone(), document_id: Some(id) }),
                 _ => Err(document_error(DocumentError::Required)),
             }

@@ -15,35 +15,35 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::labels::BoundedLabels;
+use super::labels::{BoundedLabels, Label};
 
 /// Labels of one GraphQL or HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Operation name (bounded), `-` when anonymous, or the route for non-GraphQL requests.
-    pub operation: String,
+    pub operation: Label,
     /// HTTP status code.
-    pub status: String,
+    pub status: u16,
     /// `ios`, `android`, `web` or `unknown`.
-    pub platform: String,
+    pub platform: &'static str,
     /// `major.minor` of `X-App-Version` (bounded) or `unknown`.
-    pub app_version: String,
+    pub app_version: Label,
 }
 
 /// Labels of a latency observation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
     /// Operation name (bounded) or route.
-    pub operation: String,
+    pub operation: Label,
 }
 
 /// Labels of a body-size counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BytesLabels {
     /// Operation name (bounded) or route.
-    pub operation: String,
+    pub operation: Label,
     /// `raw` (before compression) or `wire` (as sent).
-    pub stage: String,
+    pub stage: &'static str,
 }
 
 /// Labels of a persisted-document lookup.
@@ -295,7 +295,7 @@ impl Metrics {
     /// Counts a decompressed request body.
     pub fn observe_request_bytes(&self, raw: usize) {
         self.request_bytes
-            .get_or_create(&BytesLabels { operation: "graphql".into(), stage: "raw".into() })
+            .get_or_create(&BytesLabels { operation: Label::Static("graphql"), stage: "raw" })
             .inc_by(raw as u64);
     }
 

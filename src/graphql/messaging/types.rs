@@ -23,7 +23,7 @@ use crate::{
 
 /// The messaging loaders of this operation.
 pub fn messaging_loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a MessagingLoaders> {
-    crate::graphql::context::data_or_lazy::<MessagingLoaders>(ctx).ok_or_else(|| {
+    crate::graphql::context::lazy_data::<MessagingLoaders>(ctx).ok_or_else(|| {
         tracing::error!("messaging loaders missing");
         api_error(ErrorCode::Internal, "internal error")
     })

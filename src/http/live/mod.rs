@@ -26,11 +26,9 @@ use crate::{
     domain::realtime::stream::Item,
     graphql::{
         AppSchema, batch_driver,
-        context::Lazy,
+        context::with_loaders,
         error::{ErrorCode, rate_limited},
         error_codes::{assign_codes, with_code},
-        loaders::Loaders,
-        messaging::loaders::MessagingLoaders,
         ordering::selected_operation,
         realtime::{Preloaded, ResumeFrom},
         upstream::UpstreamContext,
@@ -183,21 +181,8 @@ impl LiveExecutor {
             upstreams: self.app.upstreams.clone(),
             scope: CallScope::new(self.app.upstreams.screen_deadline, None, TraceContext::new_root()),
         };
-        let (app, batches) = (self.app.clone(), spawner.clone());
-        let loaders = Lazy::new(move || {
-            Loaders::new(
-                app.db.clone(),
-                app.metrics.clone(),
-                user,
-                &batches,
-                &app.settings.dataloader,
-                upstream.clone(),
-            )
-        });
-        let (app, batches) = (self.app.clone(), spawner.clone());
-        let messaging =
-            Lazy::new(move || MessagingLoaders::new(app.db.clone(), user, &batches, &app.settings.dataloader));
-        let mut request = request.data(loaders).data(messaging).data(self.viewer).data(self.client.clone());
+        let mut request =
+            with_loaders(request, &self.app, user, spawner, upstream).data(self.viewer).data(self.client.clone());
         if let Some(seq) = self.resume {
             request = request.data(ResumeFrom(seq));
         }
