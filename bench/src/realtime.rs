@@ -240,16 +240,31 @@ async fn open_all(server: SocketAddr, n: usize, token: &str) -> anyhow::Result<V
 
 /// Opens `n` authenticated sockets (no subscription) with bounded concurrency.
 async fn connect_all(server: SocketAddr, n: usize, token: &str) -> anyhow::Result<Vec<Socket>> {
+    connect_each(server, &vec![token; n]).await
+}
+
+/// Opens one authenticated socket per token (no subscription) with bounded concurrency.
+async fn connect_each(server: SocketAddr, tokens: &[&str]) -> anyhow::Result<Vec<Socket>> {
     let sources: Vec<Ipv4Addr> = (0..SOURCE_ADDRESSES).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect();
-    let sockets = futures_util::stream::iter(0..n)
-        .map(|i| {
-            let source = sources[i % sources.len()];
-            async move { open(server, source, token).await }
-        })
+    let sockets = futures_util::stream::iter(tokens.iter().enumerate())
+        .map(|(i, token)| open(server, sources[i % sources.len()], token))
         .buffer_unordered(OPEN_CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
     sockets.into_iter().collect()
+}
+
+/// Subscribes every socket, in batches each started once the previous one is live: the
+/// steady-state cost of an idle subscription, not the allocator's high-water mark of 10 000
+/// subscriptions starting at once.
+async fn subscribe_paced(server: &Server, opened: &mut [Socket]) -> anyhow::Result<()> {
+    for (i, ws) in opened.iter_mut().enumerate() {
+        subscribe(ws).await?;
+        if (i + 1) % SUBSCRIBE_BATCH == 0 {
+            wait_for_subscriptions(server, i + 1).await?;
+        }
+    }
+    wait_for_subscriptions(server, opened.len()).await
 }
 
 async fn graphql(server: &Server, token: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
@@ -370,23 +385,10 @@ async fn spread(server: &Server, users: &[(i64, String)], sockets: usize) -> any
         graphql(server, &creator.1, create, json!({ "m": members })).await?["createGroup"]["conversation"]["id"]
             .clone();
     let per_user = (sockets / users.len()).max(1);
-    let sources: Vec<Ipv4Addr> = (0..SOURCE_ADDRESSES).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect();
     let tokens: Vec<&str> = users.iter().flat_map(|(_, t)| std::iter::repeat_n(t.as_str(), per_user)).collect();
     let total = tokens.len();
-    let mut opened = futures_util::stream::iter(tokens.into_iter().enumerate())
-        .map(|(i, token)| open(server.addr, sources[i % sources.len()], token))
-        .buffer_unordered(OPEN_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    for (i, ws) in opened.iter_mut().enumerate() {
-        subscribe(ws).await?;
-        if (i + 1) % SUBSCRIBE_BATCH == 0 {
-            wait_for_subscriptions(server, i + 1).await?;
-        }
-    }
-    wait_for_subscriptions(server, total).await?;
+    let mut opened = connect_each(server.addr, &tokens).await?;
+    subscribe_paced(server, &mut opened).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rounds = fan_out(server, opened, |round| {
         graphql(server, &creator.1, SEND, json!({ "c": group, "m": format!("bench-spread-{round:04}") }))
@@ -427,16 +429,7 @@ pub async fn measure(
     let mut opened = connect_all(server.addr, sockets, alice).await.context("opening the sockets")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_connected_kib = rss_kib(server.pid())?;
-    // Subscribe in batches, each started once the previous one is live: the steady-state cost
-    // of an idle subscription, not the allocator's high-water mark of 10 000 subscriptions
-    // reading their logs at once through 16 database connections.
-    for (i, ws) in opened.iter_mut().enumerate() {
-        subscribe(ws).await?;
-        if (i + 1) % SUBSCRIBE_BATCH == 0 {
-            wait_for_subscriptions(server, i + 1).await?;
-        }
-    }
-    wait_for_subscriptions(server, sockets).await?;
+    subscribe_paced(server, &mut opened).await?;
     eprintln!("bench: B5 {sockets} sockets subscribed in {:.1} s", started.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after_kib = rss_kib(server.pid())?;

@@ -222,11 +222,6 @@ impl Fanout {
         }
         Membership { id, results, flags, control: None }
     }
-
-    /// Users with a feed on this replica.
-    pub fn feeds(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 /// One subscription's place in its user's feed; leaving is dropping it.
