@@ -160,7 +160,37 @@ impl RealtimeReport {
                 ms(*max)
             );
         }
+        if let Some(note) = self.client_bound_note() {
+            out.push('\n');
+            out.push_str(&note);
+            out.push('\n');
+        }
         out
+    }
+
+    /// Says so when the load generator, reading every frame on its one core, was busy for most
+    /// of an event's p99 window: the p99 then measures the client at least as much as the server.
+    fn client_bound_note(&self) -> Option<String> {
+        let bound: Vec<(usize, f64, f64)> = self
+            .fanout
+            .iter()
+            .zip(&self.fanout_cpu)
+            .enumerate()
+            .map(|(i, ((_, _, p99, _), (_, client)))| (i + 1, p99.as_secs_f64() * 1000.0, *client))
+            .filter(|(_, p99, client)| *p99 > 0.0 && *client >= 0.8 * p99)
+            .collect();
+        if bound.is_empty() {
+            return None;
+        }
+        let events: Vec<String> =
+            bound.iter().map(|(i, p99, client)| format!("event {i}: {client:.0} of {p99:.0} ms")).collect();
+        Some(format!(
+            "B6 is client-bound here: the load generator's own CPU time per event was at least 80 % of that \
+             event's p99 ({}), so the p99 is as much the single-core client reading {} frames as the server \
+             delivering them; the server's share is its CPU column.",
+            events.join(", "),
+            self.sockets
+        ))
     }
 }
 

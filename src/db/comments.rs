@@ -1,6 +1,8 @@
 //! Comment queries. Comments come with their author in the same statement, so rendering a
 //! comment never costs a second query.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement, Value};
 
@@ -25,28 +27,30 @@ struct CommentRow {
     author_created_at: DateTime<Utc>,
 }
 
-/// A comment and its author.
-pub type CommentWithAuthor = (comment::Model, user::Model);
+/// A comment and its author, shared: loaders hand out copies to every resolver that asks,
+/// and the author also goes into the user loader, so a copy is two reference counts rather
+/// than six strings.
+pub type CommentWithAuthor = (Arc<comment::Model>, Arc<user::Model>);
 
 impl From<CommentRow> for CommentWithAuthor {
     fn from(row: CommentRow) -> Self {
         (
-            comment::Model {
+            Arc::new(comment::Model {
                 id: row.id,
                 post_id: row.post_id,
                 author_id: row.author_id,
                 body: row.body,
                 created_at: row.created_at,
                 deleted_at: None,
-            },
-            user::Model {
+            }),
+            Arc::new(user::Model {
                 id: row.author_id,
                 handle: row.author_handle,
                 display_name: row.author_display_name,
                 bio: row.author_bio,
                 avatar_key: row.author_avatar_key,
                 created_at: row.author_created_at,
-            },
+            }),
         )
     }
 }

@@ -1,6 +1,8 @@
 //! `Comment`: a comment, its author and its post.
 
-use async_graphql::{ComplexObject, Context, ID, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::{post::Post, user::User};
@@ -13,46 +15,41 @@ use crate::{
     },
 };
 
-/// A comment on a post.
-#[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex, cache_control(max_age = 30))]
+/// A comment row as the API shows it, shared with the loaders' caches (see [`super::user::User`]).
+#[derive(Clone, Debug)]
 pub struct Comment {
-    #[graphql(skip)]
-    pub row_id: i64,
-    #[graphql(skip)]
-    pub post_id: i64,
-    #[graphql(skip)]
-    pub author_id: i64,
-    /// Text of the comment.
-    pub body: String,
-    /// When it was written.
-    pub created_at: DateTime<Utc>,
+    row: Arc<comment::Model>,
 }
 
-impl From<comment::Model> for Comment {
-    fn from(row: comment::Model) -> Self {
-        Self {
-            row_id: row.id,
-            post_id: row.post_id,
-            author_id: row.author_id,
-            body: row.body,
-            created_at: row.created_at,
-        }
+impl From<Arc<comment::Model>> for Comment {
+    fn from(row: Arc<comment::Model>) -> Self {
+        Self { row }
     }
 }
 
-#[ComplexObject]
+/// A comment on a post.
+#[Object(cache_control(max_age = 30))]
 impl Comment {
+    /// Text of the comment.
+    async fn body(&self) -> &str {
+        &self.row.body
+    }
+
+    /// When it was written.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
     /// Opaque global id.
     pub async fn id(&self) -> ID {
-        ids::encode(NodeType::Comment, self.row_id)
+        ids::encode(NodeType::Comment, self.row.id)
     }
 
     /// Who wrote it.
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         loaders(ctx)?
             .users
-            .load_one(self.author_id)
+            .load_one(self.row.author_id)
             .await
             .map_err(loader_error)?
             .map(User::from)
@@ -61,7 +58,7 @@ impl Comment {
 
     /// The post it belongs to (null if the post was deleted).
     async fn post(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Post>> {
-        let post = loaders(ctx)?.posts.load_one(self.post_id).await.map_err(loader_error)?;
+        let post = loaders(ctx)?.posts.load_one(self.row.post_id).await.map_err(loader_error)?;
         Ok(post.map(Post::from))
     }
 }

@@ -1,7 +1,9 @@
 //! `Post` and `PostMedia`: a post's content, author, media, counts, the viewer's reaction
 //! and its comments.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject, connection::Connection};
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use super::{comment::Comment, count, user::User};
@@ -66,47 +68,48 @@ impl ReactionKind {
     }
 }
 
-/// An image or video attached to a post.
-#[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex, cache_control(max_age = 3600))]
+/// A media row as the API shows it, shared with the media loader's cache.
+#[derive(Clone, Debug)]
 pub struct PostMedia {
-    #[graphql(skip)]
-    pub storage_key: String,
-    /// MIME type of the original.
-    pub mime_type: String,
-    /// Width of the original in pixels.
-    pub width: i32,
-    /// Height of the original in pixels.
-    pub height: i32,
-    /// BlurHash placeholder to show while the image loads.
-    pub blurhash: String,
-    /// Accessibility text.
-    pub alt_text: Option<String>,
+    row: Arc<post_media::Model>,
 }
 
-impl From<post_media::Model> for PostMedia {
-    fn from(row: post_media::Model) -> Self {
-        Self {
-            storage_key: row.storage_key,
-            mime_type: row.mime_type,
-            width: row.width,
-            height: row.height,
-            blurhash: row.blurhash,
-            alt_text: row.alt_text,
-        }
-    }
-}
-
-#[ComplexObject]
+/// An image or video attached to a post.
+#[Object(cache_control(max_age = 3600))]
 impl PostMedia {
+    /// MIME type of the original.
+    async fn mime_type(&self) -> &str {
+        &self.row.mime_type
+    }
+
+    /// Width of the original in pixels.
+    async fn width(&self) -> i32 {
+        self.row.width
+    }
+
+    /// Height of the original in pixels.
+    async fn height(&self) -> i32 {
+        self.row.height
+    }
+
+    /// BlurHash placeholder to show while the image loads.
+    async fn blurhash(&self) -> &str {
+        &self.row.blurhash
+    }
+
+    /// Accessibility text.
+    async fn alt_text(&self) -> Option<&str> {
+        self.row.alt_text.as_deref()
+    }
+
     /// URL of the media object.
     async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(app(ctx)?.media_url(&self.storage_key))
+        Ok(app(ctx)?.media_url(&self.row.storage_key))
     }
 
     /// Width divided by height, to reserve layout space before loading.
     async fn aspect_ratio(&self) -> f64 {
-        f64::from(self.width) / f64::from(self.height.max(1))
+        f64::from(self.row.width) / f64::from(self.row.height.max(1))
     }
 }
 
@@ -173,15 +176,25 @@ impl Post {
         page: Page<PostWithAuthor>,
         had_cursor: bool,
     ) -> async_graphql::Result<Connection<String, Post>> {
-        let authors: Vec<(i64, db::entities::user::Model)> =
-            page.rows.iter().filter_map(|(_, author)| author.clone()).map(|a| (a.id, a)).collect();
+        // The rows move apart: posts into the page, authors (shared) into the user loader.
+        let mut authors = Vec::with_capacity(page.rows.len());
+        let rows = page
+            .rows
+            .into_iter()
+            .map(|(post, author)| {
+                if let Some(author) = author {
+                    authors.push((author.id, Arc::new(author)));
+                }
+                post
+            })
+            .collect();
         loaders(ctx)?.users.feed_many(authors).await;
         Ok(connection(
             kind,
-            page,
+            Page { rows, has_next: page.has_next },
             had_cursor,
-            |(p, _)| Keyset { created_at: p.created_at, id: p.id },
-            |(p, _)| Some(Post::from(p)),
+            |p| Keyset { created_at: p.created_at, id: p.id },
+            |p| Some(Post::from(p)),
         ))
     }
 
@@ -236,7 +249,7 @@ impl Post {
     /// Attached media, in display order.
     async fn media(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PostMedia>> {
         let media = loaders(ctx)?.media.load_one(self.row_id).await.map_err(loader_error)?;
-        Ok(media.unwrap_or_default().into_iter().map(PostMedia::from).collect())
+        Ok(media.unwrap_or_default().into_iter().map(|row| PostMedia { row }).collect())
     }
 
     /// Number of reactions of any kind.

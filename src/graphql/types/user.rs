@@ -1,6 +1,8 @@
 //! `User`: profile fields, counts, the viewer's follow state, and the user's lists.
 
-use async_graphql::{ComplexObject, Context, ID, SimpleObject, connection::Connection};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use super::{count, post::Post};
@@ -20,42 +22,30 @@ use crate::{
     },
 };
 
-/// A person using the app.
-#[derive(Clone, Debug, SimpleObject)]
-#[graphql(complex, cache_control(max_age = 60))]
+/// A user row as the API shows it. It shares the row with the user loader's cache: resolving
+/// an author copies a reference, and only the fields a query selects become response values.
+#[derive(Clone, Debug)]
 pub struct User {
-    #[graphql(skip)]
-    pub row_id: i64,
-    /// Unique handle, lower-case, without `@`.
-    pub handle: String,
-    /// Name shown on screen.
-    pub display_name: String,
-    /// Profile text.
-    pub bio: String,
-    #[graphql(skip)]
-    pub avatar_key: Option<String>,
-    /// When the account was created.
-    pub created_at: DateTime<Utc>,
+    row: Arc<user::Model>,
 }
 
 impl From<user::Model> for User {
     fn from(row: user::Model) -> Self {
-        Self {
-            row_id: row.id,
-            handle: row.handle,
-            display_name: row.display_name,
-            bio: row.bio,
-            avatar_key: row.avatar_key,
-            created_at: row.created_at,
-        }
+        Self { row: Arc::new(row) }
+    }
+}
+
+impl From<Arc<user::Model>> for User {
+    fn from(row: Arc<user::Model>) -> Self {
+        Self { row }
     }
 }
 
 impl User {
     async fn stats(&self, ctx: &Context<'_>) -> async_graphql::Result<db::stats::UserStats> {
-        let stats = loaders(ctx)?.user_stats.load_one(self.row_id).await.map_err(loader_error)?;
+        let stats = loaders(ctx)?.user_stats.load_one(self.row.id).await.map_err(loader_error)?;
         Ok(stats.unwrap_or(db::stats::UserStats {
-            user_id: self.row_id,
+            user_id: self.row.id,
             follower_count: 0,
             following_count: 0,
             post_count: 0,
@@ -78,11 +68,11 @@ impl User {
         let args = PageArgs::parse(kind, first, after.as_deref(), app.settings.limits.max_page_size)?;
         let page = match args.after {
             None => {
-                let key = NewestFollowsKey { subject: self.row_id, direction, first: args.first };
+                let key = NewestFollowsKey { subject: self.row.id, direction, first: args.first };
                 let rows = loaders(ctx)?.newest_follows.load_one(key).await.map_err(loader_error)?;
                 Page::from_overfetch(rows.unwrap_or_default(), args.first)
             }
-            Some(after) => db::follows::page(app.db.conn(), self.row_id, direction, Some(after), args.first)
+            Some(after) => db::follows::page(app.db.conn(), self.row.id, direction, Some(after), args.first)
                 .await
                 .map_err(db_error)?,
         };
@@ -102,11 +92,32 @@ impl User {
     }
 }
 
-#[ComplexObject]
+/// A person using the app.
+#[Object(cache_control(max_age = 60))]
 impl User {
+    /// Unique handle, lower-case, without `@`.
+    async fn handle(&self) -> &str {
+        &self.row.handle
+    }
+
+    /// Name shown on screen.
+    async fn display_name(&self) -> &str {
+        &self.row.display_name
+    }
+
+    /// Profile text.
+    async fn bio(&self) -> &str {
+        &self.row.bio
+    }
+
+    /// When the account was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
     /// Opaque global id.
     pub async fn id(&self) -> ID {
-        ids::encode(NodeType::User, self.row_id)
+        ids::encode(NodeType::User, self.row.id)
     }
 
     /// Accounts related to this one, from the recommendations service ("similar accounts"
@@ -120,14 +131,14 @@ impl User {
     ) -> async_graphql::Result<Option<Vec<crate::graphql::suggestions::UserSuggestion>>> {
         use crate::graphql::suggestions::{parse_first, suggestions_for, users};
         let first = parse_first(first)?;
-        let suggestions = suggestions_for(ctx, self.row_id).await?;
-        Ok(Some(users(ctx, &suggestions.users, first, self.row_id).await?))
+        let suggestions = suggestions_for(ctx, self.row.id).await?;
+        Ok(Some(users(ctx, &suggestions.users, first, self.row.id).await?))
     }
 
     /// Avatar image URL, if the user has one.
     async fn avatar_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let app = app(ctx)?;
-        Ok(self.avatar_key.as_deref().map(|key| app.media_url(key)))
+        Ok(self.row.avatar_key.as_deref().map(|key| app.media_url(key)))
     }
 
     /// Number of followers.
@@ -166,12 +177,12 @@ impl User {
         let args = PageArgs::parse(ListKind::UserPosts, first, after.as_deref(), app.settings.limits.max_page_size)?;
         let page = match args.after {
             None => {
-                let key = NewestPostsKey { author_id: self.row_id, first: args.first };
+                let key = NewestPostsKey { author_id: self.row.id, first: args.first };
                 let rows = loaders(ctx)?.newest_posts.load_one(key).await.map_err(loader_error)?;
                 Page::from_overfetch(rows.unwrap_or_default(), args.first)
             }
             Some(after) => {
-                let page = db::posts::by_author_page(app.db.conn(), self.row_id, Some(after), args.first)
+                let page = db::posts::by_author_page(app.db.conn(), self.row.id, Some(after), args.first)
                     .await
                     .map_err(db_error)?;
                 Page { rows: page.rows.into_iter().map(|(post, _)| post).collect(), has_next: page.has_next }
