@@ -39,10 +39,7 @@ use super::LiveExecutor;
 use crate::{
     app::App,
     db::{self, entities::user_event},
-    domain::realtime::{
-        log::{self, Start},
-        stream::Item,
-    },
+    domain::realtime::stream::Item,
     graphql::{error::domain_error, ordering::selected_operation},
     infra::event_bus::Wake,
 };
@@ -162,7 +159,8 @@ enum Control {
 
 struct Join {
     id: u64,
-    after: Option<i64>,
+    /// The seq the subscription starts after (already checked against the log).
+    last: i64,
     operation: Operation,
     queue: mpsc::Sender<Arc<Response>>,
     flags: Arc<Flags>,
@@ -192,13 +190,14 @@ impl Fanout {
         self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a subscription of `user` running `operation` from `after` to the user's feed
-    /// (started if needed); its results arrive through the returned membership.
-    pub fn join(self: &Arc<Self>, user: i64, operation: Operation, after: Option<i64>) -> Membership {
+    /// Adds a subscription of `user` running `operation` to the user's feed (started if
+    /// needed), starting after seq `last` (what [`crate::domain::realtime::log::start`]
+    /// returned for it); its results arrive through the returned membership.
+    pub fn join(self: &Arc<Self>, user: i64, operation: Operation, last: i64) -> Membership {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, results) = mpsc::channel(QUEUE);
         let flags = Arc::new(Flags::default());
-        let mut join = Box::new(Join { id, after, operation, queue, flags: flags.clone() });
+        let mut join = Box::new(Join { id, last, operation, queue, flags: flags.clone() });
         let mut feeds = self.lock();
         // A feed ends only under this lock, after checking its control queue is empty: a
         // join sent here is either seen by the running feed or goes to a new one. The retry
@@ -382,17 +381,7 @@ impl Feed {
                 }
             }
         }
-        let last = match log::start(conn, self.user, join.after).await {
-            Ok(Start::After(seq)) => seq,
-            Ok(Start::Resync { latest }) => {
-                let _ = send_all(&join.queue, &join.operation.resolve(vec![Ok(Item::Resync { latest })]).await);
-                return;
-            }
-            Err(err) => {
-                let _ = send_all(&join.queue, &join.operation.resolve(vec![Err(domain_error(err))]).await);
-                return;
-            }
-        };
+        let last = join.last;
         let member = Member { id: join.id, last, queue: join.queue, flags: join.flags };
         let g = match self.groups.iter().position(|g| g.operation.key == join.operation.key) {
             Some(g) => g,
