@@ -16,12 +16,16 @@
 //! and at least every [`CATCH_UP_EVERY`]. A start older than retention, or a catch-up that
 //! finds the next event pruned, gets one `RESYNC_REQUIRED` item and ends, like the
 //! per-subscription streams in [`crate::domain::realtime::stream`].
+//!
+//! A subscription without `afterSeq` starts after the position the feed has published when it
+//! starts (no log read per join); one that joins while the feed is still busy with earlier
+//! joins is caught up to the feed from the log, so it misses nothing delivered meanwhile.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -39,7 +43,10 @@ use super::LiveExecutor;
 use crate::{
     app::App,
     db::{self, entities::user_event},
-    domain::realtime::stream::Item,
+    domain::realtime::{
+        log::{self, Start},
+        stream::Item,
+    },
     graphql::{error::domain_error, ordering::selected_operation},
     infra::event_bus::Wake,
 };
@@ -159,17 +166,36 @@ enum Control {
 
 struct Join {
     id: u64,
-    /// The seq the subscription starts after (already checked against the log).
-    last: i64,
+    /// `afterSeq` as given (checked against the log by the feed), or, without it, the
+    /// feed's published position when the subscription started (`None`: not known yet).
+    start: JoinStart,
     operation: Operation,
     queue: mpsc::Sender<Arc<Response>>,
     flags: Arc<Flags>,
 }
 
+/// Where a joining subscription starts.
+#[derive(Clone, Copy)]
+enum JoinStart {
+    /// After this seq, as the client asked (`afterSeq`): the feed checks it against the log.
+    Resume(i64),
+    /// Only new events: after the feed's position when the subscription started, read from
+    /// the position the feed publishes (`None` before the feed knows it), so a join costs
+    /// no log read and a subscription waiting in the feed's queue misses nothing.
+    New(Option<i64>),
+}
+
+/// A running feed: its control queue, and the seq up to which it has delivered the log
+/// (−1 before it has read the log's head).
+struct FeedHandle {
+    control: mpsc::UnboundedSender<Control>,
+    position: Arc<AtomicI64>,
+}
+
 /// The feeds of this replica.
 pub struct Fanout {
     app: Arc<App>,
-    feeds: Mutex<HashMap<i64, mpsc::UnboundedSender<Control>>>,
+    feeds: Mutex<HashMap<i64, FeedHandle>>,
     next_id: AtomicU64,
 }
 
@@ -185,32 +211,39 @@ impl Fanout {
         Arc::new(Self { app, feeds: Mutex::default(), next_id: AtomicU64::new(1) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, mpsc::UnboundedSender<Control>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, FeedHandle>> {
         // A panic while holding this lock cannot leave the map inconsistent: keep going.
         self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a subscription of `user` running `operation` to the user's feed (started if
-    /// needed), starting after seq `last` (what [`crate::domain::realtime::log::start`]
-    /// returned for it); its results arrive through the returned membership.
-    pub fn join(self: &Arc<Self>, user: i64, operation: Operation, last: i64) -> Membership {
+    /// Adds a subscription of `user` running `operation` from `after` to the user's feed
+    /// (started if needed); its results arrive through the returned membership.
+    pub fn join(self: &Arc<Self>, user: i64, operation: Operation, after: Option<i64>) -> Membership {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, results) = mpsc::channel(QUEUE);
         let flags = Arc::new(Flags::default());
-        let mut join = Box::new(Join { id, last, operation, queue, flags: flags.clone() });
+        let mut join = Box::new(Join { id, start: JoinStart::Resume(0), operation, queue, flags: flags.clone() });
         let mut feeds = self.lock();
         // A feed ends only under this lock, after checking its control queue is empty: a
         // join sent here is either seen by the running feed or goes to a new one. The retry
         // covers a feed task that died.
         for _ in 0..2 {
-            let control = feeds.entry(user).or_insert_with(|| {
+            let handle = feeds.entry(user).or_insert_with(|| {
                 let (control, inbox) = mpsc::unbounded_channel();
-                tokio::spawn(run_feed(self.clone(), user, inbox));
-                control
+                let position = Arc::new(AtomicI64::new(-1));
+                tokio::spawn(run_feed(self.clone(), user, inbox, position.clone()));
+                FeedHandle { control, position }
             });
-            match control.send(Control::Join(join)) {
+            join.start = match after {
+                Some(seq) => JoinStart::Resume(seq),
+                None => {
+                    let position = handle.position.load(Ordering::SeqCst);
+                    JoinStart::New((position >= 0).then_some(position))
+                }
+            };
+            match handle.control.send(Control::Join(join)) {
                 Ok(()) => {
-                    return Membership { id, results, flags, control: Some(control.clone()) };
+                    return Membership { id, results, flags, control: Some(handle.control.clone()) };
                 }
                 Err(mpsc::error::SendError(Control::Join(returned))) => {
                     join = returned;
@@ -272,6 +305,8 @@ struct Feed {
     user: i64,
     /// The seq up to which the log has been delivered (`None` before the first join).
     position: Option<i64>,
+    /// `position` for subscriptions about to join (see [`JoinStart::New`]).
+    published: Arc<AtomicI64>,
     /// A log read failed: retry on the next tick.
     stale: bool,
     /// Some member may be behind: catch up on the next tick (cleared by a pass that finds
@@ -292,13 +327,25 @@ async fn next_wake(wakes: &mut Receiver<Arc<Wake>>, user_id: i64) -> Option<Arc<
 
 // Steps are awaited through `Box::pin` so that the feed's own task stays small between
 // events (one per user with a subscription on this replica).
-async fn run_feed(fanout: Arc<Fanout>, user: i64, mut inbox: mpsc::UnboundedReceiver<Control>) {
+async fn run_feed(
+    fanout: Arc<Fanout>,
+    user: i64,
+    mut inbox: mpsc::UnboundedReceiver<Control>,
+    published: Arc<AtomicI64>,
+) {
     let live = &fanout.app.metrics.live;
     live.feeds.inc();
     let _counted = FeedGauge(live.feeds.clone());
     let mut wakes = fanout.app.bus.subscribe(user);
-    let mut feed =
-        Feed { app: fanout.app.clone(), user, position: None, stale: false, laggards: false, groups: Vec::new() };
+    let mut feed = Feed {
+        app: fanout.app.clone(),
+        user,
+        position: None,
+        published,
+        stale: false,
+        laggards: false,
+        groups: Vec::new(),
+    };
     let mut ticks = tokio::time::interval(CATCH_UP_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -338,6 +385,11 @@ async fn run_feed(fanout: Arc<Fanout>, user: i64, mut inbox: mpsc::UnboundedRece
 }
 
 impl Feed {
+    fn set_position(&mut self, seq: i64) {
+        self.position = Some(seq);
+        self.published.store(seq, Ordering::SeqCst);
+    }
+
     fn any_behind(&self) -> bool {
         let position = self.position.unwrap_or(0);
         self.groups.iter().flat_map(|g| &g.members).any(|m| m.last < position)
@@ -370,10 +422,11 @@ impl Feed {
     }
 
     async fn join(&mut self, join: Join) {
-        let conn = self.app.db.conn();
+        let app = self.app.clone();
+        let conn = app.db.conn();
         if self.position.is_none() {
             match db::events::head(conn, self.user).await {
-                Ok(head) => self.position = Some(head.map(|h| h.last_seq).unwrap_or(0)),
+                Ok(head) => self.set_position(head.map(|h| h.last_seq).unwrap_or(0)),
                 Err(err) => {
                     let failure = domain_error(err.into());
                     let _ = send_all(&join.queue, &join.operation.resolve(vec![Err(failure)]).await);
@@ -381,7 +434,24 @@ impl Feed {
                 }
             }
         }
-        let last = join.last;
+        let checked = match join.start {
+            // What the feed had delivered when the subscription started: no read needed.
+            JoinStart::New(Some(seq)) => Ok(Start::After(seq)),
+            // It started before the feed knew its position, which the first join just read.
+            JoinStart::New(None) => Ok(Start::After(self.position.unwrap_or(0))),
+            JoinStart::Resume(seq) => log::start(conn, self.user, Some(seq)).await,
+        };
+        let last = match checked {
+            Ok(Start::After(seq)) => seq,
+            Ok(Start::Resync { latest }) => {
+                let _ = send_all(&join.queue, &join.operation.resolve(vec![Ok(Item::Resync { latest })]).await);
+                return;
+            }
+            Err(err) => {
+                let _ = send_all(&join.queue, &join.operation.resolve(vec![Err(domain_error(err))]).await);
+                return;
+            }
+        };
         let member = Member { id: join.id, last, queue: join.queue, flags: join.flags };
         let g = match self.groups.iter().position(|g| g.operation.key == join.operation.key) {
             Some(g) => g,
@@ -460,7 +530,7 @@ impl Feed {
                 group.members.retain(|m| m.last != GONE);
             }
             self.groups.retain(|g| !g.members.is_empty());
-            self.position = Some(seq);
+            self.set_position(seq);
         }
     }
 

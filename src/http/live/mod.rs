@@ -23,14 +23,11 @@ use futures_util::{StreamExt, stream::BoxStream};
 
 use crate::{
     app::App,
-    domain::realtime::{
-        log::{self, Start},
-        stream::Item,
-    },
+    domain::realtime::stream::Item,
     graphql::{
         AppSchema, batch_driver,
         context::with_loaders,
-        error::{ErrorCode, domain_error, rate_limited},
+        error::{ErrorCode, rate_limited},
         error_codes::{assign_codes, with_code},
         ordering::selected_operation,
         realtime::{Preloaded, ResumeFrom},
@@ -291,27 +288,7 @@ fn shared(
             }
             return;
         }
-        // Where the subscription starts is decided here, in this connection's task, before it
-        // joins: the feed (one task per user) would otherwise read the log once per join, one
-        // join after another, and a subscription already counted as live would miss the
-        // events appended while its join waited in that queue (10 000 joins took 20 s on
-        // PostgreSQL, and the first event missed a quarter of them).
-        let last = match Box::pin(log::start(this.app.db.conn(), user, after)).await {
-            Ok(Start::After(seq)) => seq,
-            Ok(Start::Resync { latest }) => {
-                for response in Box::pin(this.resolve(&operation, Arc::from(vec![Ok(Item::Resync { latest })]))).await {
-                    yield response;
-                }
-                return;
-            }
-            Err(err) => {
-                for response in Box::pin(this.resolve(&operation, Arc::from(vec![Err(domain_error(err))]))).await {
-                    yield response;
-                }
-                return;
-            }
-        };
-        let mut membership: Membership = this.fanout.join(user, operation, last);
+        let mut membership: Membership = this.fanout.join(user, operation, after);
         drop(this);
         while let Some(response) = membership.next().await {
             sent.inc();
