@@ -192,6 +192,19 @@ struct FeedHandle {
     position: Arc<AtomicI64>,
 }
 
+impl FeedHandle {
+    /// Where a subscription starting now with `after` joins this feed.
+    fn start(&self, after: Option<i64>) -> JoinStart {
+        match after {
+            Some(seq) => JoinStart::Resume(seq),
+            None => {
+                let position = self.position.load(Ordering::SeqCst);
+                JoinStart::New((position >= 0).then_some(position))
+            }
+        }
+    }
+}
+
 /// The feeds of this replica.
 pub struct Fanout {
     app: Arc<App>,
@@ -222,8 +235,9 @@ impl Fanout {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, results) = mpsc::channel(QUEUE);
         let flags = Arc::new(Flags::default());
-        let mut join = Box::new(Join { id, start: JoinStart::Resume(0), operation, queue, flags: flags.clone() });
         let mut feeds = self.lock();
+        // The start is taken again from whichever feed the join goes to (see the retry).
+        let mut join = Box::new(Join { id, start: JoinStart::New(None), operation, queue, flags: flags.clone() });
         // A feed ends only under this lock, after checking its control queue is empty: a
         // join sent here is either seen by the running feed or goes to a new one. The retry
         // covers a feed task that died.
@@ -234,13 +248,7 @@ impl Fanout {
                 tokio::spawn(run_feed(self.clone(), user, inbox, position.clone()));
                 FeedHandle { control, position }
             });
-            join.start = match after {
-                Some(seq) => JoinStart::Resume(seq),
-                None => {
-                    let position = handle.position.load(Ordering::SeqCst);
-                    JoinStart::New((position >= 0).then_some(position))
-                }
-            };
+            join.start = handle.start(after);
             match handle.control.send(Control::Join(join)) {
                 Ok(()) => {
                     return Membership { id, results, flags, control: Some(handle.control.clone()) };
