@@ -4,23 +4,25 @@
 use std::sync::Arc;
 
 use crate::{
-    config::Settings,
-    db::Db,
-    domain::{
-        auth::{gate::DeviceGate, sessions::RecentPairs},
-        documents::{DocumentError, DocumentStore},
-        realtime::presence::Presence,
-    },
-    graphql::parsed::ParsedDocuments,
-    infra::{
-        event_bus::EventBus,
+    auth::{
+        gate::DeviceGate,
         keys::{KeyError, SigningKeys},
-        metrics::Metrics,
-        pins::{self, Pin, PinError},
-        rate_limit::RateLimiter,
-        redis::Redis,
-        upstream::{BuildError, Upstreams},
+        sessions::RecentPairs,
     },
+    config::Settings,
+    kernel::{
+        db::Db,
+        documents::{DocumentError, DocumentStore},
+        graphql::parsed::ParsedDocuments,
+        infra::{
+            metrics::Metrics,
+            pins::{self, Pin, PinError},
+            rate_limit::RateLimiter,
+            redis::Redis,
+        },
+    },
+    realtime::{bus::EventBus, presence::Presence},
+    upstreams::{BuildError, Upstreams},
 };
 
 /// Why the application could not start.

@@ -76,17 +76,17 @@ pub struct Settings {
     /// Response compression.
     pub compression: CompressionSettings,
     /// Rate limits.
-    pub rate_limits: crate::infra::rate_limit::RateLimitSettings,
+    pub rate_limits: crate::kernel::infra::rate_limit::RateLimitSettings,
     /// Use the first `X-Forwarded-For` address as the client IP (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Certificate / public-key files whose SPKI pins are published (current and backup).
-    pub pins: Vec<crate::infra::pins::PinSource>,
+    pub pins: Vec<crate::kernel::infra::pins::PinSource>,
     /// Registered OAuth2 public clients (mobile apps) for the authorization-code + PKCE flow.
     pub oauth_clients: Vec<OAuthClient>,
     /// HTTP services a screen aggregates (recommendations, link previews).
-    pub upstreams: crate::infra::upstream::UpstreamsSettings,
+    pub upstreams: crate::upstreams::UpstreamsSettings,
     /// Real-time: event log, subscriptions, sockets, presence.
-    pub realtime: crate::domain::realtime::settings::RealtimeSettings,
+    pub realtime: crate::realtime::settings::RealtimeSettings,
 }
 
 /// A registered OAuth2 public client.
@@ -119,11 +119,11 @@ impl Default for Settings {
             dataloader: DataLoaderSettings::default(),
             persisted: PersistedSettings::default(),
             compression: CompressionSettings::default(),
-            rate_limits: crate::infra::rate_limit::RateLimitSettings::default(),
+            rate_limits: crate::kernel::infra::rate_limit::RateLimitSettings::default(),
             trust_forwarded_for: false,
             pins: Vec::new(),
             oauth_clients: Vec::new(),
-            upstreams: crate::infra::upstream::UpstreamsSettings::default(),
+            upstreams: crate::upstreams::UpstreamsSettings::default(),
             realtime: Default::default(),
         }
     }

@@ -1,17 +1,20 @@
 //! mobile-bff: a GraphQL backend-for-frontend for mobile apps.
 //!
-//! Layers (see docs/ARCHITECTURE.md): [`http`] (routes, middleware, transport) →
-//! [`graphql`] (schema, loaders, error contract) → [`domain`] (use cases, plain Rust) →
-//! [`db`] and [`infra`] (storage, keys, metrics). [`app::App`] holds every dependency;
-//! [`server::start`] runs it.
+//! One folder per concern ([`auth`], [`social`], [`messaging`], [`realtime`], [`upstreams`])
+//! over a shared [`kernel`] (database, GraphQL plumbing, HTTP transport, infrastructure) that
+//! imports no concern. The composition root ([`app`], [`schema`], [`server`], [`config`]) is
+//! the only code that knows every concern; [`dev`] holds development tools (the demo seed and
+//! the example upstream service). See docs/ARCHITECTURE.md.
 
 pub mod app;
+pub mod auth;
 pub mod config;
-pub mod db;
-pub mod domain;
-pub mod example_upstream;
-pub mod graphql;
-pub mod http;
-pub mod infra;
-pub mod request;
+pub mod dev;
+pub mod kernel;
+pub mod messaging;
+pub mod node;
+pub mod realtime;
+pub mod schema;
 pub mod server;
+pub mod social;
+pub mod upstreams;

@@ -8,11 +8,9 @@ use clap::{Parser, Subcommand};
 use mobile_bff::{
     app::App,
     config::Settings,
-    db::{self, Db},
-    domain::{documents::DocumentStore, seed},
-    graphql,
-    infra::metrics::Metrics,
-    server,
+    dev::seed,
+    kernel::{db::Db, documents::DocumentStore, infra::metrics::Metrics},
+    schema, server,
 };
 
 /// A GraphQL backend-for-frontend for mobile apps.
@@ -166,7 +164,7 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve { seed: false, users: 1000, dev_login: false });
     if let Command::Schema = command {
-        print!("{}", graphql::sdl());
+        print!("{}", schema::sdl());
         return Ok(());
     }
     let mut settings = Settings::load(cli.config.as_deref())?;
@@ -199,7 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { user, ttl } => {
             let app = App::init(settings).await?;
-            let row = db::users::by_handle(app.db.conn(), &user)
+            let row = mobile_bff::social::store::users::by_handle(app.db.conn(), &user)
                 .await?
                 .with_context(|| format!("no user with handle {user:?}"))?;
             let token = app.keys.mint(row.id, ttl)?;
@@ -208,10 +206,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens { first, ttl } => {
             use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
             let app = App::init(settings).await?;
-            let ids: Vec<i64> = db::entities::user::Entity::find()
+            let ids: Vec<i64> = mobile_bff::social::entities::user::Entity::find()
                 .select_only()
-                .column(db::entities::user::Column::Id)
-                .order_by_asc(db::entities::user::Column::Id)
+                .column(mobile_bff::social::entities::user::Column::Id)
+                .order_by_asc(mobile_bff::social::entities::user::Column::Id)
                 .limit(first)
                 .into_tuple()
                 .all(app.db.conn())
@@ -226,7 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let db = open_db(&settings).await?;
             let redis = match &settings.redis_url {
-                Some(url) => Some(mobile_bff::infra::redis::Redis::connect(url.expose()).await?),
+                Some(url) => Some(mobile_bff::kernel::infra::redis::Redis::connect(url.expose()).await?),
                 None => None,
             };
             let store = DocumentStore::new(db, redis, settings.persisted.clone());
@@ -235,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ExampleUpstream { listen, latency_ms } => {
             let db = open_db(&settings).await?;
-            let router = mobile_bff::example_upstream::router(db, std::time::Duration::from_millis(latency_ms));
+            let router = mobile_bff::dev::example_upstream::router(db, std::time::Duration::from_millis(latency_ms));
             let listener =
                 tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             println!(

@@ -5,13 +5,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{sync::watch, task::JoinHandle};
 
+use crate::realtime::log;
 use crate::{
     app::{App, StartError},
     config::Settings,
-    domain::{idempotency, realtime},
-    graphql::build_schema,
-    http::{self, HttpState},
-    infra::event_bus,
+    kernel::{
+        http::{self, HttpState},
+        idempotency,
+    },
+    schema::build_schema,
 };
 
 /// A running server.
@@ -63,7 +65,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
 pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     let schema = build_schema(Some(app.clone()), &app.settings.limits);
     let sdl: Arc<str> = schema.sdl().into();
-    let fanout = crate::http::live::fanout::Fanout::new(app.clone());
+    let fanout = crate::realtime::fanout::Fanout::new(app.clone());
     let state = HttpState { app: app.clone(), schema, sdl, fanout };
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
@@ -91,12 +93,11 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
 /// subscribers for events written by other replicas.
 fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
     let settings = &app.settings.realtime;
-    let mut tasks =
-        vec![realtime::log::spawn_retention_sweeper(app.db.clone(), settings.clone()), app.presence.spawn_ticker()];
+    let mut tasks = vec![log::spawn_retention_sweeper(app.db.clone(), settings.clone()), app.presence.spawn_ticker()];
     if app.settings.is_postgres() && settings.pg_notify {
         // The listener holds the app only weakly: it must not keep a stopped server alive.
         let gate_app = Arc::downgrade(app);
-        tasks.push(event_bus::spawn_pg_listener(
+        tasks.push(crate::realtime::bus::spawn_pg_listener(
             app.bus.clone(),
             app.settings.database_url.expose().to_owned(),
             settings.pg_notify_channel.clone(),

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mobile_bff::infra::keys::{AccessClaims, GENERATED_KEY_FILE};
+use mobile_bff::auth::keys::{AccessClaims, GENERATED_KEY_FILE};
 use serde_json::{Value, json};
 
 use crate::common::{TestServer, code};
@@ -148,7 +148,7 @@ async fn forged_expired_and_malformed_tokens_are_refused() {
     let expired = sign(&pem, &kid, -3600);
     let foreign_dir = tempfile::tempdir().expect("tempdir");
     let foreign_keys =
-        mobile_bff::infra::keys::SigningKeys::load(&Default::default(), foreign_dir.path()).expect("keys");
+        mobile_bff::auth::keys::SigningKeys::load(&Default::default(), foreign_dir.path()).expect("keys");
     let forged_pem = std::fs::read_to_string(foreign_dir.path().join(GENERATED_KEY_FILE)).expect("pem");
     let forged = sign(&forged_pem, &kid, 3600); // claims our kid, signed with another key
     let other_kid = foreign_keys.mint(1, None).expect("mint");

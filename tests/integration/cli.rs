@@ -35,7 +35,7 @@ async fn migrate_seed_and_token_work_from_the_command_line() {
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     let app = mobile_bff::app::App::init(settings).await.expect("app");
     let user_id = app.keys.verify(token).expect("valid token");
-    let alice = mobile_bff::db::users::by_handle(app.db.conn(), "alice").await.expect("q").expect("alice");
+    let alice = mobile_bff::social::store::users::by_handle(app.db.conn(), "alice").await.expect("q").expect("alice");
     assert_eq!(user_id, alice.id);
     // Many at once, for load tests: `<user id> <token>` per line.
     let many = run(&["tokens", "--first", "20"]);
@@ -47,7 +47,8 @@ async fn migrate_seed_and_token_work_from_the_command_line() {
     assert!(lines.iter().all(|(id, t)| app.keys.verify(t).expect("valid") == *id));
     // Seeding again is a no-op, not a duplicate dataset.
     run(&["seed", "--users", "25"]);
-    let count = mobile_bff::db::users::by_ids(app.db.conn(), &(1..=100).collect::<Vec<_>>()).await.expect("q").len();
+    let count =
+        mobile_bff::social::store::users::by_ids(app.db.conn(), &(1..=100).collect::<Vec<_>>()).await.expect("q").len();
     assert_eq!(count, 25);
     database.destroy().await;
 }
@@ -56,7 +57,7 @@ async fn migrate_seed_and_token_work_from_the_command_line() {
 fn schema_command_prints_the_sdl() {
     let output = bin().arg("schema").output().expect("run");
     assert!(output.status.success());
-    assert_eq!(String::from_utf8(output.stdout).expect("utf-8"), mobile_bff::graphql::sdl());
+    assert_eq!(String::from_utf8(output.stdout).expect("utf-8"), mobile_bff::schema::sdl());
 }
 
 #[test]
@@ -92,7 +93,7 @@ async fn documents_import_command_reads_a_codegen_manifest() {
     let database = TestDatabase::create(dir.path()).await;
     let manifest = dir.path().join("persisted-documents.json");
     let query = "query Ping { __typename }";
-    let id = mobile_bff::domain::documents::sha256_hex(query);
+    let id = mobile_bff::kernel::documents::sha256_hex(query);
     std::fs::write(&manifest, serde_json::json!({ &id: query }).to_string()).expect("write");
     let output = bin()
         .args(["documents", "import"])

@@ -4,8 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use mobile_bff::{
     config::{Secret, Settings},
-    db,
-    domain::seed,
+    dev::seed,
     server::{self, RunningServer},
 };
 use sea_orm::{ConnectionTrait, Database, Statement};
@@ -63,7 +62,7 @@ pub fn settings(dir: &std::path::Path, url: &str) -> Settings {
         // Cheap password hashing: tests exercise the flows, not argon2's cost.
         auth: mobile_bff::config::AuthSettings { argon2_memory_kib: 256, argon2_iterations: 1, ..Default::default() },
         // Suites fire hundreds of requests from one address; the limits have their own tests.
-        rate_limits: mobile_bff::infra::rate_limit::RateLimitSettings { enabled: false, ..Default::default() },
+        rate_limits: mobile_bff::kernel::infra::rate_limit::RateLimitSettings { enabled: false, ..Default::default() },
         ..Settings::default()
     }
 }
@@ -115,7 +114,10 @@ impl TestServer {
 
     /// An access token for the user with `handle`.
     pub async fn token(&self, handle: &str) -> String {
-        let user = db::users::by_handle(self.app().db.conn(), handle).await.expect("query").expect("user exists");
+        let user = mobile_bff::social::store::users::by_handle(self.app().db.conn(), handle)
+            .await
+            .expect("query")
+            .expect("user exists");
         self.app().keys.mint(user.id, None).expect("mint")
     }
 

@@ -190,7 +190,7 @@ async fn jwks_verifies_minted_tokens_and_schema_is_served() {
         .text()
         .await
         .expect("text");
-    assert_eq!(sdl, mobile_bff::graphql::sdl());
+    assert_eq!(sdl, mobile_bff::schema::sdl());
     server.stop().await;
 }
 
@@ -199,7 +199,7 @@ fn checked_in_schema_matches_the_code() {
     let path = format!("{}/schema.graphql", env!("CARGO_MANIFEST_DIR"));
     let checked_in = std::fs::read_to_string(path).expect("schema.graphql");
     assert!(
-        checked_in == mobile_bff::graphql::sdl(),
+        checked_in == mobile_bff::schema::sdl(),
         "schema.graphql is out of date: run `cargo run -- schema > schema.graphql`"
     );
 }
@@ -231,7 +231,7 @@ async fn cors_is_configurable() {
 
 #[tokio::test]
 async fn certificate_pins_are_published_from_the_configured_files() {
-    use mobile_bff::infra::pins::{PinRole, PinSource};
+    use mobile_bff::kernel::infra::pins::{PinRole, PinSource};
     let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pins");
     let server = TestServer::start_with(0, move |s| {
         s.pins = vec![

@@ -1,7 +1,7 @@
 //! Rate limits: 429 with Retry-After and `RATE_LIMITED`, per IP, per account, per device,
 //! and one shared budget across replicas through Redis.
 
-use mobile_bff::infra::rate_limit::{Budget, RateLimitSettings};
+use mobile_bff::kernel::infra::rate_limit::{Budget, RateLimitSettings};
 use serde_json::{Value, json};
 
 use crate::common::{TestServer, code};

@@ -70,7 +70,7 @@ async fn poll_returns_the_log_acks_and_resync_after_retention() {
     // Retention keeps the newest 5: a client at 0 must resync, one at 3 still catches up.
     send_many(&server, &alice, &conversation, "more", 4).await;
     let app = server.app();
-    mobile_bff::domain::realtime::log::sweep(&app.db, &app.settings.realtime).await.expect("sweep");
+    mobile_bff::realtime::log::sweep(&app.db, &app.settings.realtime).await.expect("sweep");
     let stale = server.gql(POLL, json!({ "a": 0 }), Some(&bob)).await;
     assert_eq!(code(&stale), "RESYNC_REQUIRED");
     assert_eq!(stale["errors"][0]["extensions"]["latestSeq"], 8);
@@ -81,7 +81,7 @@ async fn poll_returns_the_log_acks_and_resync_after_retention() {
     // Age: everything older than now goes; a client that had it all is still in sync, one
     // that was behind must resync.
     let later = chrono::Utc::now() + chrono::Duration::seconds(1);
-    mobile_bff::db::events::prune(app.db.conn(), later, 1_000).await.expect("prune by age");
+    mobile_bff::realtime::store::prune(app.db.conn(), later, 1_000).await.expect("prune by age");
     let synced = server.data(POLL, json!({ "a": 8 }), Some(&bob)).await["pollEvents"].clone();
     assert_eq!(seqs(&synced["events"]), Vec::<i64>::new());
     assert_eq!(code(&server.gql(POLL, json!({ "a": 7 }), Some(&bob)).await), "RESYNC_REQUIRED");
@@ -417,7 +417,7 @@ async fn a_message_to_a_big_group_reaches_every_members_log() {
         server.data(group, json!({ "m": members }), Some(&alice)).await["createGroup"]["conversation"]["id"].clone();
     let vars = json!({ "c": id, "k": "big-group-0001", "b": "hello, everyone" });
     server.data(SEND, vars, Some(&alice)).await;
-    let last = mobile_bff::db::users::by_ids(server.app().db.conn(), &[1500]).await.expect("q").remove(0);
+    let last = mobile_bff::social::store::users::by_ids(server.app().db.conn(), &[1500]).await.expect("q").remove(0);
     let token = server.app().keys.mint(last.id, None).expect("mint");
     let polled = server.data(POLL, json!({ "a": 0 }), Some(&token)).await["pollEvents"]["events"].clone();
     assert_eq!(polled[1]["message"]["body"], "hello, everyone", "{polled}");
@@ -454,7 +454,7 @@ async fn comments_and_reactions_on_your_posts_are_events() {
 async fn presence_is_shared_in_direct_conversations_and_small_groups_only() {
     let server = TestServer::start_with(10, |s| s.realtime.presence_max_group_members = 3).await;
     // Users 6.. share no seeded conversation.
-    let handles: Vec<String> = (6..10).map(mobile_bff::domain::seed::handle_of).collect();
+    let handles: Vec<String> = (6..10).map(mobile_bff::dev::seed::handle_of).collect();
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     for handle in &handles {

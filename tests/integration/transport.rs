@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::common::{TestServer, code, screen};
 
 fn sha256(text: &str) -> String {
-    mobile_bff::domain::documents::sha256_hex(text)
+    mobile_bff::kernel::documents::sha256_hex(text)
 }
 
 fn apq(hash: &str) -> Value {
@@ -64,7 +64,7 @@ async fn automatic_persisted_queries_round_trip_over_post_and_get() {
     assert_eq!(answers[1]["data"]["viewer"]["handle"], "alice");
 
     // Survives a restart: a new store over the same database finds it.
-    let fresh = mobile_bff::domain::documents::DocumentStore::new(
+    let fresh = mobile_bff::kernel::documents::DocumentStore::new(
         server.app().db.clone(),
         None,
         server.app().settings.persisted.clone(),
@@ -244,7 +244,7 @@ async fn documents_import_records_app_versions() {
     assert_eq!(response.json::<Value>().await.expect("JSON")["data"]["__typename"], "Query");
     let mut versions = Vec::new();
     for _ in 0..50 {
-        versions = mobile_bff::db::documents::usage(server.app().db.conn(), &sha256(query))
+        versions = mobile_bff::kernel::documents::store::usage(server.app().db.conn(), &sha256(query))
             .await
             .expect("usage")
             .into_iter()
@@ -274,19 +274,19 @@ async fn persisted_documents_are_shared_through_redis() {
 
     // Another replica (fresh memory cache) finds it in Redis even without the database row.
     use sea_orm::EntityTrait;
-    mobile_bff::db::entities::persisted_document::Entity::delete_by_id(hash.clone())
+    mobile_bff::kernel::documents::persisted_document::Entity::delete_by_id(hash.clone())
         .exec(server.app().db.conn())
         .await
         .expect("delete row");
-    let redis = mobile_bff::infra::redis::Redis::connect(&url).await.expect("redis");
-    let replica = mobile_bff::domain::documents::DocumentStore::new(
+    let redis = mobile_bff::kernel::infra::redis::Redis::connect(&url).await.expect("redis");
+    let replica = mobile_bff::kernel::documents::DocumentStore::new(
         server.app().db.clone(),
         Some(redis),
         server.app().settings.persisted.clone(),
     );
     let found = replica.lookup(&hash).await.expect("lookup").expect("found in redis");
     assert_eq!(&*found.query, query.as_str());
-    let without_redis = mobile_bff::domain::documents::DocumentStore::new(
+    let without_redis = mobile_bff::kernel::documents::DocumentStore::new(
         server.app().db.clone(),
         None,
         server.app().settings.persisted.clone(),

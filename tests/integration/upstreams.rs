@@ -392,7 +392,7 @@ async fn garbage_from_the_upstream_is_unavailable_not_a_crash() {
 async fn the_example_service_fills_the_home_screen_from_seeded_data() {
     // The shipped example service over a seeded database, as `mobile-bff example-upstream` runs it.
     let seeded = TestServer::start(60).await;
-    let router = mobile_bff::example_upstream::router(seeded.app().db.clone(), Duration::ZERO);
+    let router = mobile_bff::dev::example_upstream::router(seeded.app().db.clone(), Duration::ZERO);
     let addr = serve(router, "127.0.0.1").await;
     let base = format!("http://{addr}");
     let raw: Value = seeded

@@ -142,7 +142,8 @@ async fn refusals_have_close_codes() {
 async fn tokens_expire_on_the_socket_unless_renewed_by_ping() {
     let server = TestServer::start_with(6, |s| s.auth.leeway_seconds = 0).await;
     let keys = &server.app().keys;
-    let bob_id = mobile_bff::db::users::by_handle(server.app().db.conn(), "bob").await.expect("q").expect("bob").id;
+    let bob_id =
+        mobile_bff::social::store::users::by_handle(server.app().db.conn(), "bob").await.expect("q").expect("bob").id;
     let short = keys.mint(bob_id, Some(2)).expect("mint");
     let fresh = keys.mint(bob_id, Some(600)).expect("mint");
     let alice = server.token("alice").await;
@@ -192,7 +193,7 @@ async fn silent_peers_are_dropped_and_shutdown_says_going_away() {
 async fn operations_over_the_socket_spend_the_http_rate_limits() {
     let server = TestServer::start_with(6, |s| {
         s.rate_limits.enabled = true;
-        s.rate_limits.query_client = mobile_bff::infra::rate_limit::Budget { per_minute: 1, burst: 2 };
+        s.rate_limits.query_client = mobile_bff::kernel::infra::rate_limit::Budget { per_minute: 1, burst: 2 };
     })
     .await;
     let bob = server.token("bob").await;

@@ -1,0 +1,176 @@
+//! The device registry: upsert on login, list, revoke one, revoke all.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::Expr,
+};
+use serde_json::json;
+
+use crate::auth::{
+    DeviceInfo,
+    events::{self, EventKind},
+};
+use crate::{
+    auth::entities::{device, refresh_token},
+    kernel::{
+        db,
+        error::DomainError,
+        request::{valid_locale, valid_timezone},
+    },
+};
+
+fn bounded(field: &str, value: &str, max: usize) -> Result<String, DomainError> {
+    let value = value.trim();
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(format!("device.{field} must be at most {max} printable characters")));
+    }
+    Ok(value.to_owned())
+}
+
+impl DeviceInfo {
+    /// Validates and normalises every field.
+    pub fn validated(self) -> Result<Self, DomainError> {
+        let client_device_id = uuid::Uuid::parse_str(self.client_device_id.trim())
+            .map_err(|_| DomainError::invalid("device.clientDeviceId must be a UUID"))?
+            .to_string();
+        let platform = self.platform.trim().to_ascii_lowercase();
+        if !matches!(platform.as_str(), "ios" | "android" | "web") {
+            return Err(DomainError::invalid("device.platform must be ios, android or web"));
+        }
+        let timezone = self.timezone.trim().to_owned();
+        if !timezone.is_empty() && !valid_timezone(&timezone) {
+            return Err(DomainError::invalid("device.timezone must be an IANA zone name"));
+        }
+        let locale = self.locale.trim().to_owned();
+        if !locale.is_empty() && !valid_locale(&locale) {
+            return Err(DomainError::invalid("device.locale must be a BCP 47 language tag"));
+        }
+        let push_token = match self.push_token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(token)
+                if token.len() <= 4096
+                    && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.')) =>
+            {
+                Some(token.to_owned())
+            }
+            Some(_) => return Err(DomainError::invalid("device.pushToken is malformed")),
+        };
+        Ok(Self {
+            client_device_id,
+            platform,
+            model: bounded("model", &self.model, 100)?,
+            os_version: bounded("osVersion", &self.os_version, 50)?,
+            app_version: bounded("appVersion", &self.app_version, 50)?,
+            locale,
+            timezone,
+            push_token,
+        })
+    }
+}
+
+/// Creates or updates the user's row for this device, recording a new-device login or a
+/// change of model / OS / app version. A previously revoked device is signed in again.
+pub async fn upsert(
+    conn: &impl ConnectionTrait,
+    user_id: i64,
+    info: &DeviceInfo,
+) -> Result<device::Model, DomainError> {
+    let now = db::now();
+    let existing = device::Entity::find()
+        .filter(device::Column::UserId.eq(user_id))
+        .filter(device::Column::ClientDeviceId.eq(info.client_device_id.as_str()))
+        .one(conn)
+        .await?;
+    let Some(existing) = existing else {
+        let row = device::ActiveModel {
+            user_id: Set(user_id),
+            client_device_id: Set(info.client_device_id.clone()),
+            platform: Set(info.platform.clone()),
+            model: Set(info.model.clone()),
+            os_version: Set(info.os_version.clone()),
+            app_version: Set(info.app_version.clone()),
+            locale: Set(info.locale.clone()),
+            timezone: Set(info.timezone.clone()),
+            push_token: Set(info.push_token.clone()),
+            created_at: Set(now),
+            last_seen_at: Set(now),
+            revoked_at: Set(None),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+        let detail = json!({ "platform": row.platform, "model": row.model, "osVersion": row.os_version });
+        events::record(conn, user_id, Some(row.id), EventKind::NewDeviceLogin, detail).await?;
+        return Ok(row);
+    };
+    let changed = existing.model != info.model
+        || existing.os_version != info.os_version
+        || existing.app_version != info.app_version;
+    if changed {
+        let detail = json!({
+            "from": { "model": existing.model, "osVersion": existing.os_version, "appVersion": existing.app_version },
+            "to": { "model": info.model, "osVersion": info.os_version, "appVersion": info.app_version },
+        });
+        events::record(conn, user_id, Some(existing.id), EventKind::DeviceChanged, detail).await?;
+    }
+    let mut active: device::ActiveModel = existing.into();
+    active.platform = Set(info.platform.clone());
+    active.model = Set(info.model.clone());
+    active.os_version = Set(info.os_version.clone());
+    active.app_version = Set(info.app_version.clone());
+    active.locale = Set(info.locale.clone());
+    active.timezone = Set(info.timezone.clone());
+    if info.push_token.is_some() {
+        active.push_token = Set(info.push_token.clone());
+    }
+    active.last_seen_at = Set(now);
+    active.revoked_at = Set(None);
+    Ok(active.update(conn).await?)
+}
+
+/// The user's devices, most recently seen first (revoked ones included, marked).
+pub async fn list(conn: &impl ConnectionTrait, user_id: i64) -> Result<Vec<device::Model>, DomainError> {
+    Ok(device::Entity::find()
+        .filter(device::Column::UserId.eq(user_id))
+        .order_by_desc(device::Column::LastSeenAt)
+        .order_by_desc(device::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// Signs a device out: marks it revoked, revokes its refresh tokens and removes its push
+/// token. `event` says whether to record a security event (not for a plain logout).
+pub async fn revoke(conn: &impl ConnectionTrait, user_id: i64, device_id: i64, event: bool) -> Result<(), DomainError> {
+    let device = device::Entity::find_by_id(device_id)
+        .one(conn)
+        .await?
+        .filter(|d| d.user_id == user_id)
+        .ok_or(DomainError::NotFound("device"))?;
+    let now = db::now();
+    let mut active: device::ActiveModel = device.into();
+    active.revoked_at = Set(Some(now));
+    active.push_token = Set(None);
+    active.update(conn).await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::DeviceId.eq(device_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    if event {
+        // Revoked (not a plain logout): its biometric key can no longer sign it in.
+        super::biometric::forget(conn, device_id).await?;
+        events::record(conn, user_id, Some(device_id), EventKind::DeviceRevoked, json!({})).await?;
+    }
+    Ok(())
+}
+
+/// Signs every device of the user out; returns their ids.
+pub async fn revoke_all(conn: &impl ConnectionTrait, user_id: i64) -> Result<Vec<i64>, DomainError> {
+    let ids: Vec<i64> =
+        list(conn, user_id).await?.into_iter().filter(|d| d.revoked_at.is_none()).map(|d| d.id).collect();
+    for id in &ids {
+        revoke(conn, user_id, *id, true).await?;
+    }
+    Ok(ids)
+}

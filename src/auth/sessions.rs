@@ -1,0 +1,229 @@
+//! Refresh-token families: start a session, rotate on every refresh, detect reuse.
+//!
+//! The first refresh token of a family is 256 random bits; each next one is derived from the
+//! previous with the server's HMAC key (see [`SigningKeys::next_refresh_token`]). Only SHA-256
+//! hashes are stored. Rotation marks the presented token used and stores its successor:
+//!
+//! - presenting a used token within `auth.refresh_grace_seconds` of its use, from the same
+//!   device, returns the same successor (two refreshes fired at once by the app both succeed);
+//! - presenting it later is reuse: the whole family (the device's session) is revoked and a
+//!   `refresh_token_reuse` security event recorded.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::Expr,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{
+    TokenPair,
+    events::{self, EventKind},
+};
+use crate::{
+    auth::{
+        entities::{device, refresh_token},
+        keys::{SigningKeys, b64url},
+    },
+    config::AuthSettings,
+    kernel::{
+        db::{self, Db},
+        error::DomainError,
+        idempotency::hex,
+    },
+};
+
+/// SHA-256 (hex) of a refresh token, as stored.
+pub fn token_hash(raw: &str) -> String {
+    hex(&Sha256::digest(raw.as_bytes()))
+}
+
+fn days(n: u64) -> Duration {
+    Duration::days(i64::try_from(n).unwrap_or(365))
+}
+
+fn access(keys: &SigningKeys, user_id: i64, device_id: i64) -> Result<(String, DateTime<Utc>), DomainError> {
+    let ttl = keys.ttl_seconds();
+    let token = keys
+        .mint_for_device(user_id, Some(device_id), None)
+        .map_err(|e| DomainError::Database(sea_orm::DbErr::Custom(format!("token signing: {e}"))))?;
+    Ok((token, Utc::now() + Duration::seconds(i64::try_from(ttl).unwrap_or(900))))
+}
+
+/// Starts a new family for `device_id` and returns its first pair.
+pub async fn start(
+    conn: &impl sea_orm::ConnectionTrait,
+    keys: &SigningKeys,
+    settings: &AuthSettings,
+    user_id: i64,
+    device_id: i64,
+) -> Result<TokenPair, DomainError> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|_| DomainError::Database(sea_orm::DbErr::Custom("random source".into())))?;
+    let raw = b64url(&seed);
+    let now = db::now();
+    let family_expires_at = now + days(settings.refresh_absolute_days);
+    let expires_at = (now + days(settings.refresh_sliding_days)).min(family_expires_at);
+    refresh_token::ActiveModel {
+        family_id: Set(uuid::Uuid::new_v4().to_string()),
+        user_id: Set(user_id),
+        device_id: Set(device_id),
+        token_hash: Set(token_hash(&raw)),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        family_expires_at: Set(family_expires_at),
+        used_at: Set(None),
+        replaced_by: Set(None),
+        revoked_at: Set(None),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    let (access_token, access_expires_at) = access(keys, user_id, device_id)?;
+    Ok(TokenPair {
+        access_token,
+        access_expires_at,
+        refresh_token: raw,
+        refresh_expires_at: expires_at,
+        user_id,
+        device_id,
+    })
+}
+
+/// Pairs issued by recent rotations, kept for the grace window so a concurrent refresh on this
+/// replica gets the very same pair (access token included); on another replica it gets the
+/// same refresh token (derived) and an equivalent fresh access token.
+pub struct RecentPairs(moka::sync::Cache<String, TokenPair>);
+
+impl RecentPairs {
+    /// Remembers pairs for `grace_seconds`.
+    pub fn new(grace_seconds: u64) -> Self {
+        let ttl = std::time::Duration::from_secs(grace_seconds.max(1));
+        Self(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build())
+    }
+}
+
+impl std::fmt::Debug for RecentPairs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecentPairs")
+    }
+}
+
+/// Why a refresh was refused (clients only see `UNAUTHENTICATED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, expired or revoked token, or a revoked device.
+    Invalid,
+    /// The token belongs to another device than the one presenting it.
+    WrongDevice,
+    /// A used token outside the grace window: the family was revoked.
+    Reused,
+}
+
+/// Rotates `raw`; `client_device_id` is the presenting device (when the client says).
+pub async fn refresh(
+    db: &Db,
+    keys: &SigningKeys,
+    settings: &AuthSettings,
+    recent: &RecentPairs,
+    raw: &str,
+    client_device_id: Option<&str>,
+) -> Result<Result<TokenPair, Refusal>, DomainError> {
+    if raw.is_empty() || raw.len() > 128 {
+        return Ok(Err(Refusal::Invalid));
+    }
+    let tx = db.begin_write().await?;
+    let mut query = refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(token_hash(raw)));
+    if tx.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Concurrent refreshes of one token queue here (SQLite already has one writer at a time),
+        // so the second sees the first's rotation and takes the grace path.
+        query = query.lock_exclusive();
+    }
+    let Some(row) = query.one(&*tx).await? else {
+        return Ok(Err(Refusal::Invalid));
+    };
+    let Some(device) = device::Entity::find_by_id(row.device_id).one(&*tx).await? else {
+        return Ok(Err(Refusal::Invalid));
+    };
+    let now = db::now();
+    if row.revoked_at.is_some() || device.revoked_at.is_some() || now > row.expires_at || now > row.family_expires_at {
+        return Ok(Err(Refusal::Invalid));
+    }
+    if client_device_id.is_some_and(|id| !id.eq_ignore_ascii_case(&device.client_device_id)) {
+        return Ok(Err(Refusal::WrongDevice));
+    }
+    let successor = keys.next_refresh_token(raw);
+    if let Some(used_at) = row.used_at {
+        let within_grace =
+            now - used_at <= Duration::seconds(i64::try_from(settings.refresh_grace_seconds).unwrap_or(10));
+        let next = match row.replaced_by {
+            Some(id) => refresh_token::Entity::find_by_id(id).one(&*tx).await?,
+            None => None,
+        };
+        if let Some(next) =
+            next.filter(|n| within_grace && n.revoked_at.is_none() && n.token_hash == token_hash(&successor))
+        {
+            tx.commit().await?;
+            if let Some(pair) = recent.0.get(&token_hash(raw)) {
+                return Ok(Ok(pair));
+            }
+            let (access_token, access_expires_at) = access(keys, row.user_id, row.device_id)?;
+            return Ok(Ok(TokenPair {
+                access_token,
+                access_expires_at,
+                refresh_token: successor,
+                refresh_expires_at: next.expires_at,
+                user_id: row.user_id,
+                device_id: row.device_id,
+            }));
+        }
+        // Reuse: revoke the family and say so.
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+            .filter(refresh_token::Column::FamilyId.eq(row.family_id.as_str()))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(&*tx)
+            .await?;
+        let detail = json!({ "family": row.family_id, "usedAt": used_at });
+        events::record(&*tx, row.user_id, Some(row.device_id), EventKind::RefreshTokenReuse, detail).await?;
+        tx.commit().await?;
+        return Ok(Err(Refusal::Reused));
+    }
+    let expires_at = (now + days(settings.refresh_sliding_days)).min(row.family_expires_at);
+    let next = refresh_token::ActiveModel {
+        family_id: Set(row.family_id.clone()),
+        user_id: Set(row.user_id),
+        device_id: Set(row.device_id),
+        token_hash: Set(token_hash(&successor)),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        family_expires_at: Set(row.family_expires_at),
+        used_at: Set(None),
+        replaced_by: Set(None),
+        revoked_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&*tx)
+    .await?;
+    let (user_id, device_id) = (row.user_id, row.device_id);
+    let mut used: refresh_token::ActiveModel = row.into();
+    used.used_at = Set(Some(now));
+    used.replaced_by = Set(Some(next.id));
+    used.update(&*tx).await?;
+    let mut seen: device::ActiveModel = device.into();
+    seen.last_seen_at = Set(now);
+    seen.update(&*tx).await?;
+    tx.commit().await?;
+    let (access_token, access_expires_at) = access(keys, user_id, device_id)?;
+    let pair = TokenPair {
+        access_token,
+        access_expires_at,
+        refresh_token: successor,
+        refresh_expires_at: expires_at,
+        user_id,
+        device_id,
+    };
+    recent.0.insert(token_hash(raw), pair.clone());
+    Ok(Ok(pair))
+}

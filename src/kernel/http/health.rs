@@ -1,0 +1,62 @@
+//! Operational endpoints: liveness, readiness, metrics, JWKS and the schema SDL.
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::kernel::http::HttpState;
+
+/// Liveness: the process answers.
+pub async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness: the database answers.
+pub async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.app.db.ping().await {
+        Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "unavailable", "checks": { "database": "down" } })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<HttpState>) -> Response {
+    let mut response = state.app.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// Public keys that verify access tokens.
+pub async fn jwks(State(state): State<HttpState>) -> Response {
+    let mut response = axum::Json(state.app.keys.jwks()).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
+/// The schema in SDL, for codegen tools.
+pub async fn schema_sdl(State(state): State<HttpState>) -> Response {
+    let mut response = state.sdl.to_string().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// Certificate pins for clients that pin (current and backup keys, with dates).
+pub async fn pins(State(state): State<HttpState>) -> Response {
+    let body = json!({ "pins": state.app.pins, "algorithm": "sha256-spki-base64" });
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
