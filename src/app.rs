@@ -10,13 +10,14 @@ use crate::{
         sessions::RecentPairs,
     },
     config::Settings,
+    kernel::Kernel,
     kernel::{
         db::Db,
         documents::{DocumentError, DocumentStore},
         graphql::parsed::ParsedDocuments,
         infra::{
             metrics::Metrics,
-            pins::{self, Pin, PinError},
+            pins::{self, PinError},
             rate_limit::RateLimiter,
             redis::Redis,
         },
@@ -64,40 +65,36 @@ pub enum StartError {
     },
 }
 
-/// Everything a request may need.
+/// Everything a request may need: the kernel's services (through `Deref`: `app.db`,
+/// `app.metrics`, `app.documents`, `app.limits`, ...) and each concern's long-lived state.
 #[derive(Debug)]
 pub struct App {
     /// The configuration the process started with.
     pub settings: Settings,
-    /// The database (SQLite or PostgreSQL).
-    pub db: Db,
+    /// The kernel's services, shared with the transport.
+    pub kernel: Arc<Kernel>,
     /// Redis, when configured (cluster mode).
     pub redis: Option<Redis>,
     /// Access-token signing and verification keys.
     pub keys: SigningKeys,
-    /// This server's metrics registry.
-    pub metrics: Arc<Metrics>,
-    /// Persisted queries and trusted documents.
-    pub documents: DocumentStore,
     /// Whether an access token's device is still signed in.
     pub gate: DeviceGate,
-    /// Rate limits (shared through Redis when configured).
-    pub limits: RateLimiter,
-    /// Published certificate pins.
-    pub pins: Vec<Pin>,
     /// Token pairs of recent refreshes (grace window for concurrent refreshes).
     pub recent_pairs: RecentPairs,
     /// HTTP services screens aggregate (recommendations, link previews), with their caches.
     pub upstreams: Arc<Upstreams>,
-    /// Parsed GraphQL documents by query text.
-    pub parsed: ParsedDocuments,
     /// Wakes real-time subscribers when their event log grows.
     pub bus: Arc<EventBus>,
     /// Presence of users connected to this replica.
     pub presence: Arc<Presence>,
-    /// Becomes `true` when the server starts shutting down: sockets and event streams
-    /// drain and close ("going away, reconnect").
-    pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Kernel;
+
+    fn deref(&self) -> &Kernel {
+        &self.kernel
+    }
 }
 
 impl App {
@@ -121,29 +118,23 @@ impl App {
         }
         let gate =
             DeviceGate::new(db.clone(), std::time::Duration::from_secs(settings.auth.revocation_cache_seconds.max(1)));
-        let limits = RateLimiter::new(settings.rate_limits.clone(), redis.clone());
+        let limits = Arc::new(RateLimiter::new(settings.rate_limits.clone(), redis.clone()));
         let pins = pins::pins(&settings.pins)?;
         let recent_pairs = RecentPairs::new(settings.auth.refresh_grace_seconds);
         let upstreams = Arc::new(Upstreams::new(&settings.upstreams, metrics.clone())?);
         let bus = Arc::new(EventBus::new());
         let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
-        Ok(Arc::new(Self {
-            settings,
+        let kernel = Arc::new(Kernel {
+            settings: settings.kernel(),
             db,
-            redis,
-            keys,
             metrics,
             documents,
-            gate,
+            parsed: ParsedDocuments::default(),
             limits,
             pins,
-            recent_pairs,
-            upstreams,
-            parsed: ParsedDocuments::default(),
-            bus,
-            presence,
             closing: tokio::sync::watch::Sender::new(false),
-        }))
+        });
+        Ok(Arc::new(Self { settings, kernel, redis, keys, gate, recent_pairs, upstreams, bus, presence }))
     }
 
     /// The URL of a media object by storage key.

@@ -6,7 +6,7 @@
 //! silently falls back to a default, and secrets are wrapped in [`Secret`], whose `Debug`
 //! output is redacted so they can never reach a log line.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf};
 
 use figment::{
     Figment,
@@ -14,28 +14,13 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-/// A configuration value that must never be printed (keys, passwords, tokens).
-#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used, never to log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::{
+    auth::settings::{AuthSettings, OAuthClient},
+    kernel::settings::{
+        CompressionSettings, CorsSettings, DataLoaderSettings, IdempotencySettings, KernelSettings, LimitSettings,
+        LiveSettings, PersistedMode, PersistedSettings, PlaygroundSettings, Secret,
+    },
+};
 
 /// The whole configuration of one `mobile-bff` process.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -89,16 +74,6 @@ pub struct Settings {
     pub realtime: crate::realtime::settings::RealtimeSettings,
 }
 
-/// A registered OAuth2 public client.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthClient {
-    /// The `client_id`.
-    pub client_id: String,
-    /// Exact redirect URIs allowed: custom schemes (`com.example.app:/oauth`) or https app links.
-    pub redirect_uris: Vec<String>,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -129,205 +104,6 @@ impl Default for Settings {
     }
 }
 
-/// Access-token settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// Ed25519 signing key in PKCS#8 PEM. Empty: generated into `data_dir` on first start.
-    pub signing_key_pem: Secret,
-    /// Retired signing keys (PKCS#8 private or SPKI public PEM) still accepted for verification
-    /// and published in the JWKS until the tokens they signed have expired.
-    pub previous_keys_pem: Vec<Secret>,
-    /// `iss` claim written and required.
-    pub issuer: String,
-    /// `aud` claim written and required.
-    pub audience: String,
-    /// Access-token lifetime in seconds (5 to 30 minutes).
-    pub access_token_ttl_seconds: u64,
-    /// Clock skew tolerated when checking `exp`/`nbf`, in seconds.
-    pub leeway_seconds: u64,
-    /// Sliding refresh-token lifetime: each rotation extends the session by this many days.
-    pub refresh_sliding_days: u64,
-    /// Absolute cap of a refresh-token family (a session), in days.
-    pub refresh_absolute_days: u64,
-    /// Window in which the same used refresh token from the same device gets the same new pair
-    /// back instead of a family revocation (apps fire concurrent refreshes).
-    pub refresh_grace_seconds: u64,
-    /// argon2id memory cost in KiB.
-    pub argon2_memory_kib: u32,
-    /// argon2id iterations.
-    pub argon2_iterations: u32,
-    /// How long a device's "not revoked" answer is cached, in seconds (revocation on this
-    /// replica is immediate; other replicas see it within this time).
-    pub revocation_cache_seconds: u64,
-    /// How long a biometric challenge may be answered, in seconds.
-    pub biometric_challenge_seconds: u64,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            signing_key_pem: Secret::default(),
-            previous_keys_pem: Vec::new(),
-            issuer: "mobile-bff".to_owned(),
-            audience: "mobile-bff".to_owned(),
-            access_token_ttl_seconds: 15 * 60,
-            leeway_seconds: 30,
-            refresh_sliding_days: 60,
-            refresh_absolute_days: 365,
-            refresh_grace_seconds: 10,
-            argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
-            revocation_cache_seconds: 5,
-            biometric_challenge_seconds: 60,
-        }
-    }
-}
-
-/// Query and request limits; every one is enforced with a JSON error, never a crash.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitSettings {
-    /// Maximum selection depth of one operation.
-    pub max_depth: usize,
-    /// Maximum complexity (fields weighted by page size) of one operation.
-    pub max_complexity: usize,
-    /// Maximum field selections (aliases included) in one document.
-    pub max_fields: usize,
-    /// Maximum `first`/`last` of any connection.
-    pub max_page_size: usize,
-    /// Maximum operations in one batched request.
-    pub max_batch_size: usize,
-    /// Maximum request body in bytes, after decompression.
-    pub max_body_bytes: usize,
-    /// Maximum ids in `nodes(ids:)`.
-    pub max_node_ids: usize,
-    /// Maximum length of a query document in bytes.
-    pub max_query_bytes: usize,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self {
-            max_depth: 15,
-            max_complexity: 10_000,
-            max_fields: 300,
-            max_page_size: 100,
-            max_batch_size: 20,
-            max_body_bytes: 1024 * 1024,
-            max_node_ids: 100,
-            max_query_bytes: 64 * 1024,
-        }
-    }
-}
-
-/// Cross-origin settings.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CorsSettings {
-    /// Allowed origins (`https://app.example.com`), or `["*"]` for any. Empty: CORS off.
-    pub allowed_origins: Vec<String>,
-}
-
-/// Playground settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PlaygroundSettings {
-    /// Serve the GraphiQL playground at `/playground`.
-    pub enabled: bool,
-    /// Offer a one-click login as a demo user. Development only: anyone who can reach the
-    /// server can then act as that user.
-    pub dev_login: bool,
-}
-
-impl Default for PlaygroundSettings {
-    fn default() -> Self {
-        Self { enabled: true, dev_login: false }
-    }
-}
-
-/// Idempotency-key settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IdempotencySettings {
-    /// How long a key is remembered, in seconds.
-    pub retention_seconds: u64,
-    /// How long a retry waits for a concurrent first attempt to finish, in milliseconds.
-    pub wait_for_inflight_ms: u64,
-}
-
-impl Default for IdempotencySettings {
-    fn default() -> Self {
-        Self { retention_seconds: 24 * 3600, wait_for_inflight_ms: 5_000 }
-    }
-}
-
-/// DataLoader settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataLoaderSettings {
-    /// How long a loader waits to collect keys before it runs a batch, in microseconds.
-    pub delay_micros: u64,
-    /// Largest batch one loader sends in one statement.
-    pub max_batch_size: usize,
-}
-
-impl Default for DataLoaderSettings {
-    fn default() -> Self {
-        Self { delay_micros: 0, max_batch_size: 500 }
-    }
-}
-
-/// Which operations the server runs.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum PersistedMode {
-    /// Any valid operation; clients may register automatic persisted queries.
-    #[default]
-    Open,
-    /// Only operations from imported manifests (`PERSISTED_QUERY_REQUIRED` otherwise).
-    Trusted,
-}
-
-/// Persisted queries and trusted documents.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PersistedSettings {
-    /// `open` or `trusted`.
-    pub mode: PersistedMode,
-    /// Allow introspection in `trusted` mode (it is always allowed in `open` mode).
-    pub allow_introspection: bool,
-    /// Directory of manifests (`*.json`) imported at start.
-    pub manifest_dir: Option<PathBuf>,
-    /// Bytes of document text kept in memory in front of the database.
-    pub cache_capacity: u64,
-}
-
-impl Default for PersistedSettings {
-    fn default() -> Self {
-        Self {
-            mode: PersistedMode::Open,
-            allow_introspection: false,
-            manifest_dir: None,
-            cache_capacity: 32 * 1024 * 1024,
-        }
-    }
-}
-
-/// Response compression.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CompressionSettings {
-    /// Responses smaller than this many bytes are sent uncompressed.
-    pub min_bytes: u64,
-}
-
-impl Default for CompressionSettings {
-    fn default() -> Self {
-        Self { min_bytes: 860 }
-    }
-}
-
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -340,6 +116,28 @@ pub enum ConfigError {
 }
 
 impl Settings {
+    /// The sections the kernel reads.
+    pub fn kernel(&self) -> KernelSettings {
+        let realtime = &self.realtime;
+        KernelSettings {
+            limits: self.limits.clone(),
+            cors: self.cors.clone(),
+            compression: self.compression.clone(),
+            trust_forwarded_for: self.trust_forwarded_for,
+            live: LiveSettings {
+                max_connections_per_user: realtime.max_connections_per_user,
+                max_subscriptions_per_connection: realtime.max_subscriptions_per_connection,
+                ws_init_timeout_seconds: realtime.ws_init_timeout_seconds,
+                ws_ping_interval_seconds: realtime.ws_ping_interval_seconds,
+                ws_idle_timeout_seconds: realtime.ws_idle_timeout_seconds,
+                ws_read_buffer_bytes: realtime.ws_read_buffer_bytes,
+                ws_write_buffer_bytes: realtime.ws_write_buffer_bytes,
+                ws_max_message_bytes: realtime.ws_max_message_bytes,
+                token_leeway_seconds: self.auth.leeway_seconds,
+            },
+        }
+    }
+
     /// Loads defaults, then the TOML file (when given), then `BFF_*` variables.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));

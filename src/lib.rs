@@ -13,6 +13,7 @@ pub mod dev;
 pub mod kernel;
 pub mod messaging;
 pub mod node;
+pub mod playground;
 pub mod realtime;
 pub mod schema;
 pub mod server;

@@ -5,15 +5,25 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::realtime::log;
+use axum::Router;
+
 use crate::{
     app::{App, StartError},
+    auth::{self, bearer::BearerVerifier},
     config::Settings,
     kernel::{
+        graphql::pipeline::Pipeline,
+        hooks::Hooks,
         http::{self, HttpState},
         idempotency,
     },
-    schema::build_schema,
+    playground,
+    realtime::{
+        connections::PresenceConnections,
+        fanout::{Fanout, SharedFeeds},
+        log,
+    },
+    schema::{OperationData, build_schema},
 };
 
 /// A running server.
@@ -65,8 +75,16 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
 pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     let schema = build_schema(Some(app.clone()), &app.settings.limits);
     let sdl: Arc<str> = schema.sdl().into();
-    let fanout = crate::realtime::fanout::Fanout::new(app.clone());
-    let state = HttpState { app: app.clone(), schema, sdl, fanout };
+    let hooks = Hooks {
+        engine: Arc::new(schema),
+        verifier: Arc::new(BearerVerifier(app.clone())),
+        prepare: Arc::new(OperationData(app.clone())),
+        subscriptions: Arc::new(SharedFeeds(Fanout::new(app.clone()))),
+        connections: Arc::new(PresenceConnections(app.presence.clone())),
+        budgets: auth::graphql::FIELD_BUDGETS,
+    };
+    let state = HttpState { pipeline: Pipeline::new(app.kernel.clone(), hooks), sdl };
+    let concerns = Router::new().merge(auth::routes::routes(app.clone())).merge(playground::routes(app.clone()));
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
@@ -74,7 +92,7 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
         listener.local_addr().map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
     let (shutdown, mut signal) = watch::channel(false);
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
-        http::service(state),
+        http::service(state, concerns),
     );
     let task = tokio::spawn(async move {
         axum::serve(listener, service)

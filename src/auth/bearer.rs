@@ -1,67 +1,88 @@
-//! Bearer-token authentication of a request: no header means anonymous; a header that is
-//! not a valid, unexpired access token signed by us is refused with 401 `UNAUTHENTICATED`
-//! (the client should refresh its token), never silently treated as anonymous.
+//! The one bearer-token verifier: every transport (HTTP, WebSocket `connection_init` and
+//! re-auth pings, SSE) checks access tokens here — the `Bearer` scheme (any case), the
+//! signature and expiry ([`SigningKeys::verify_claims`], which returns the claims with `exp`),
+//! and that the token's device is still signed in ([`DeviceGate`]).
 
-use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::Response,
-};
+use std::sync::Arc;
 
-use crate::kernel::http::errors::error_response;
+use futures_util::future::BoxFuture;
+
 use crate::{
     app::App,
-    auth::keys::SigningKeys,
-    kernel::{graphql::error::ErrorCode, request::Viewer},
+    kernel::{
+        hooks::{AuthFailure, Credentials, Session, Verifier},
+        request::Viewer,
+    },
 };
 
-/// The viewer of a request, or the 401 response to send. A token of a signed-out (revoked)
-/// device is refused like an invalid one.
-pub async fn authenticate(headers: &HeaderMap, app: &App) -> Result<Viewer, Box<Response>> {
-    let viewer = verify(headers, &app.keys)?;
-    if let (Some(user_id), Some(device_id)) = (viewer.user_id, viewer.device_id) {
-        // Boxed: the check's future (a cache and maybe a database read) is kilobytes, which
-        // inline would enlarge every handler future that authenticates.
-        match Box::pin(app.gate.allows(user_id, device_id)).await {
-            Ok(true) => {}
-            Ok(false) => return Err(Box::new(unauthorized("access token is invalid or expired"))),
-            Err(err) => {
-                tracing::error!(error = %err, "revocation check failed");
-                return Err(Box::new(error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::Internal,
-                    "internal error",
-                )));
+/// The token in `credentials`: `Bearer <token>` (scheme case-insensitive), or for
+/// [`Credentials::Payload`] also the bare token.
+pub fn bearer_token(credentials: &str, form: Credentials) -> Result<&str, AuthFailure> {
+    let credentials = credentials.trim();
+    let token = match credentials.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        Some(_) => return Err(AuthFailure::Malformed),
+        None if form == Credentials::Payload => credentials,
+        None => return Err(AuthFailure::Malformed),
+    };
+    if token.is_empty() {
+        return Err(if form == Credentials::Payload { AuthFailure::Missing } else { AuthFailure::Malformed });
+    }
+    Ok(token)
+}
+
+/// [`Verifier`] over the app's signing keys and device gate.
+pub struct BearerVerifier(pub Arc<App>);
+
+impl BearerVerifier {
+    async fn check(&self, credentials: &str, form: Credentials) -> Result<Session, AuthFailure> {
+        let token = bearer_token(credentials, form)?;
+        let verified = self.0.keys.verify_claims(token).map_err(|err| {
+            tracing::debug!(error = %err, "access token refused");
+            AuthFailure::Invalid
+        })?;
+        if let Some(device_id) = verified.device_id {
+            match self.0.gate.allows(verified.user_id, device_id).await {
+                Ok(true) => {}
+                Ok(false) => return Err(AuthFailure::Invalid),
+                Err(err) => {
+                    tracing::error!(error = %err, "revocation check failed");
+                    return Err(AuthFailure::Internal);
+                }
             }
         }
-    }
-    Ok(viewer)
-}
-
-fn verify(headers: &HeaderMap, keys: &SigningKeys) -> Result<Viewer, Box<Response>> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Viewer::default());
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    let Some(token) = token else {
-        return Err(Box::new(unauthorized("Authorization must be `Bearer <access token>`")));
-    };
-    match keys.verify_claims(token) {
-        Ok(verified) => Ok(Viewer { user_id: Some(verified.user_id), device_id: verified.device_id }),
-        Err(err) => {
-            tracing::debug!(error = %err, "access token refused");
-            Err(Box::new(unauthorized("access token is invalid or expired")))
-        }
+        let viewer = Viewer { user_id: Some(verified.user_id), device_id: verified.device_id };
+        Ok(Session { viewer, expires_at: verified.expires_at })
     }
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut response = error_response(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, message);
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
-    response
+impl Verifier for BearerVerifier {
+    fn verify<'a>(&'a self, credentials: &'a str, form: Credentials) -> BoxFuture<'a, Result<Session, AuthFailure>> {
+        Box::pin(self.check(credentials, form))
+    }
+
+    fn still_signed_in(&self, user: i64, device: i64) -> BoxFuture<'_, bool> {
+        Box::pin(async move { self.0.gate.allows(user, device).await.unwrap_or(true) })
+    }
+
+    fn revocations(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.0.gate.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_take_the_bearer_scheme_in_any_case() {
+        assert_eq!(bearer_token("Bearer abc", Credentials::Header), Ok("abc"));
+        assert_eq!(bearer_token("BEARER  abc ", Credentials::Header), Ok("abc"));
+        assert_eq!(bearer_token("bearer abc", Credentials::Payload), Ok("abc"));
+        assert_eq!(bearer_token("abc", Credentials::Payload), Ok("abc"));
+        assert_eq!(bearer_token("abc", Credentials::Header), Err(AuthFailure::Malformed));
+        assert_eq!(bearer_token("Basic abc", Credentials::Header), Err(AuthFailure::Malformed));
+        assert_eq!(bearer_token("Bearer ", Credentials::Header), Err(AuthFailure::Malformed));
+        assert_eq!(bearer_token("  ", Credentials::Payload), Err(AuthFailure::Missing));
+    }
 }

@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connec
 use chrono::{DateTime, Utc};
 
 use crate::auth::entities::device;
+use crate::kernel::hooks::FieldBudget;
 use crate::{
     auth::{
         DeviceInfo, TokenPair, accounts, biometric, devices, events,
@@ -43,6 +44,14 @@ async fn signed_out(
     }
     Ok(())
 }
+
+/// Mutation root fields with their own rate-limit budget: sign-in attempts per client IP,
+/// refreshes per device.
+pub const FIELD_BUDGETS: &[FieldBudget] = &[
+    FieldBudget { field: "login", limit: Limit::LoginPerIp },
+    FieldBudget { field: "register", limit: Limit::LoginPerIp },
+    FieldBudget { field: "refreshTokens", limit: Limit::RefreshPerDevice },
+];
 
 /// The platform a device runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]

@@ -84,6 +84,8 @@ pub struct Verified {
     pub user_id: i64,
     /// The device session, if the token belongs to one.
     pub device_id: Option<i64>,
+    /// The token's `exp` (seconds since the epoch).
+    pub expires_at: i64,
 }
 
 /// The signing key set of one server.
@@ -265,7 +267,7 @@ impl SigningKeys {
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let user_id = data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid("bad sub".into()))?;
-        let verified = Verified { user_id, device_id: data.claims.did };
+        let verified = Verified { user_id, device_id: data.claims.did, expires_at: data.claims.exp };
         self.verified.insert(token.to_owned(), (verified, data.claims.exp));
         Ok(verified)
     }
@@ -413,7 +415,7 @@ mod tests {
         keys.verified.run_pending_tasks();
         assert!(keys.verified.get(&token).is_none(), "forgotten");
         // A cached entry past its expiry is refused even before moka evicts it.
-        let stale = Verified { user_id: 7, device_id: None };
+        let stale = Verified { user_id: 7, device_id: None, expires_at: chrono::Utc::now().timestamp() - 10 };
         keys.verified.insert(token.clone(), (stale, chrono::Utc::now().timestamp() - 10));
         assert!(keys.verify(&token).is_err());
     }

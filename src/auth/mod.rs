@@ -19,7 +19,9 @@ pub mod keys;
 pub mod oauth;
 pub mod oauth_routes;
 pub mod password;
+pub mod routes;
 pub mod sessions;
+pub mod settings;
 
 use serde::{Deserialize, Serialize};
 

@@ -15,7 +15,9 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::kernel::http::HttpState;
+use std::sync::Arc;
+
+use crate::app::App;
 use crate::{
     auth::{
         oauth::{self, AuthorizationRequest, OAuthError},
@@ -56,11 +58,11 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
 }
 
 /// Validates an authorization request; `Err` is the response to send.
-fn validate(state: &HttpState, params: &Params) -> Result<AuthorizationRequest, Box<Response>> {
+fn validate(app: &App, params: &Params) -> Result<AuthorizationRequest, Box<Response>> {
     let get = |k: &str| params.get(k).map(String::as_str);
     let client_id = get("client_id").unwrap_or_default();
     let redirect_uri = get("redirect_uri").unwrap_or_default();
-    oauth::check_client(&state.app.settings.oauth_clients, client_id, redirect_uri)
+    oauth::check_client(&app.settings.oauth_clients, client_id, redirect_uri)
         .map_err(|e| Box::new(oauth_json(StatusCode::BAD_REQUEST, &e)))?;
     let state_param = get("state").map(str::to_owned);
     let code_challenge =
@@ -114,30 +116,30 @@ fn login_page(request: &AuthorizationRequest, message: Option<&str>) -> Response
 }
 
 /// `GET /oauth/authorize`: the sign-in page.
-pub async fn authorize_page(State(state): State<HttpState>, Query(params): Query<Params>) -> Response {
-    match validate(&state, &params) {
+pub async fn authorize_page(State(app): State<Arc<App>>, Query(params): Query<Params>) -> Response {
+    match validate(&app, &params) {
         Ok(request) => login_page(&request, None),
         Err(response) => *response,
     }
 }
 
 /// `POST /oauth/authorize`: credentials → redirect with a code.
-pub async fn authorize_submit(State(state): State<HttpState>, Form(params): Form<Params>) -> Response {
-    let request = match validate(&state, &params) {
+pub async fn authorize_submit(State(app): State<Arc<App>>, Form(params): Form<Params>) -> Response {
+    let request = match validate(&app, &params) {
         Ok(request) => request,
         Err(response) => return *response,
     };
     let email = params.get("email").cloned().unwrap_or_default();
     let password = params.get("password").cloned().unwrap_or_default();
     if let Err(retry) =
-        state.app.limits.check(crate::kernel::infra::rate_limit::Limit::LoginPerAccount, &email.to_lowercase()).await
+        app.limits.check(crate::kernel::infra::rate_limit::Limit::LoginPerAccount, &email.to_lowercase()).await
     {
         let mut response = login_page(&request, Some("Too many attempts; try again shortly."));
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.seconds()));
         return response;
     }
-    match oauth::authorize(&state.app.db, &request, &email, password).await {
+    match oauth::authorize(&app.db, &request, &email, password).await {
         Ok(code) => {
             let mut pairs = vec![("code", code.as_str())];
             if let Some(s) = request.state.as_deref() {
@@ -173,8 +175,7 @@ fn token_response(pair: crate::auth::TokenPair, ttl: u64) -> Response {
 }
 
 /// `POST /oauth/token`: `authorization_code` (with `code_verifier`) and `refresh_token` grants.
-pub async fn token(State(state): State<HttpState>, Form(params): Form<Params>) -> Response {
-    let app = &state.app;
+pub async fn token(State(app): State<Arc<App>>, Form(params): Form<Params>) -> Response {
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
     let ttl = app.keys.ttl_seconds();
     let invalid_grant = OAuthError { error: "invalid_grant", description: "the grant is invalid or expired" };

@@ -39,14 +39,20 @@ use tokio::sync::{
     mpsc,
 };
 
-use crate::kernel::http::live::LiveExecutor;
+use futures_util::stream::BoxStream;
+use prometheus_client::metrics::counter::Counter;
+
 use crate::realtime::store as events;
 use crate::{
     app::App,
-    kernel::graphql::{error::domain_error, ordering::selected_operation},
+    kernel::{
+        graphql::{error::domain_error, ordering::selected_operation},
+        hooks::{Offered, Resolve, SharedSubscriptions},
+    },
     realtime::{
         bus::Wake,
         entities::user_event,
+        graphql::Preloaded,
         log::{self, Start},
         stream::Item,
     },
@@ -109,9 +115,11 @@ pub fn shared_start(document: &ExecutableDocument, request: &Request) -> Option<
     Some(SharedStart { after })
 }
 
-/// The operation a group of subscriptions runs, resolved against each event.
+/// The operation a group of subscriptions runs, resolved against each event through the
+/// first subscriber's [`Resolve`] callback (same user, same operation: same results).
 pub struct Operation {
-    executor: LiveExecutor,
+    resolve: Resolve,
+    resolutions: Counter,
     key: String,
     query: String,
     operation_name: Option<String>,
@@ -120,37 +128,81 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// The operation of `request` (already admitted as `document`), resolved as `executor`'s
-    /// connection would.
-    pub fn new(executor: LiveExecutor, request: Request, document: Arc<ExecutableDocument>) -> Self {
+    /// The operation of `request` (already admitted as `document`), resolved by `resolve`.
+    pub fn new(resolve: Resolve, resolutions: Counter, request: &Request, document: Arc<ExecutableDocument>) -> Self {
         let variables_json = serde_json::to_string(&request.variables).unwrap_or_default();
         let name = request.operation_name.clone().unwrap_or_default();
         let key = format!("{}\u{0}{name}\u{0}{variables_json}", request.query);
         Self {
-            executor,
+            resolve,
+            resolutions,
             key,
-            query: request.query,
-            operation_name: request.operation_name,
-            variables: request.variables,
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
             document,
         }
     }
 
-    /// A fresh request for one resolution.
-    pub fn request(&self) -> Request {
+    /// A fresh request over `items` only (no log read, no waiting).
+    fn request(&self, items: Vec<Result<Item, async_graphql::Error>>) -> Request {
         let mut request = Request::new(self.query.clone()).variables(self.variables.clone());
         if let Some(name) = &self.operation_name {
             request = request.operation_name(name);
         }
         request.set_parsed_query(ExecutableDocument::clone(&self.document));
-        request
+        request.data(Preloaded(items.into()))
+    }
+
+    /// The responses over no events: empty when the operation is accepted, else its
+    /// validation or authorisation errors.
+    async fn check(&self) -> Vec<Response> {
+        (self.resolve)(self.request(Vec::new())).await
     }
 
     async fn resolve(&self, items: Vec<Result<Item, async_graphql::Error>>) -> Vec<Arc<Response>> {
-        self.executor.app.metrics.live.feed_resolutions.inc();
-        let responses = self.executor.resolve(self, items.into()).await;
+        self.resolutions.inc();
+        let responses = (self.resolve)(self.request(items)).await;
         responses.into_iter().map(Arc::new).collect()
     }
+}
+
+/// The feeds as the transport's [`SharedSubscriptions`] hook.
+pub struct SharedFeeds(pub Arc<Fanout>);
+
+impl SharedSubscriptions for SharedFeeds {
+    fn serve(&self, offered: Offered<'_>, resolve: Resolve) -> Option<BoxStream<'static, Response>> {
+        let start = shared_start(offered.document, offered.request)?;
+        let after = offered.resume.or(start.after);
+        let resolutions = self.0.app.metrics.live.feed_resolutions.clone();
+        let operation = Operation::new(resolve, resolutions, offered.request, offered.document.clone());
+        let (fanout, user) = (self.0.clone(), offered.user);
+        Some(Box::pin(async_stream::stream! {
+            // Checked like any operation (validation, authorisation) by resolving it over no
+            // events, then fed.
+            let refused = Box::pin(operation.check()).await;
+            if !refused.is_empty() {
+                for response in refused {
+                    yield response;
+                }
+                return;
+            }
+            let mut membership = fanout.join(user, operation, after);
+            while let Some(response) = membership.next().await {
+                yield copy(&response);
+            }
+        }))
+    }
+}
+
+/// A shared result for one subscriber (`Response` is not `Clone`).
+fn copy(shared: &Response) -> Response {
+    let mut response = Response::new(shared.data.clone());
+    response.extensions = shared.extensions.clone();
+    response.cache_control = shared.cache_control;
+    response.errors = shared.errors.clone();
+    response.http_headers = shared.http_headers.clone();
+    response
 }
 
 /// Set by the feed when a member falls behind; its stream then asks for more once drained.

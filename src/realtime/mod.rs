@@ -10,6 +10,7 @@
 
 pub mod activity;
 pub mod bus;
+pub mod connections;
 pub mod entities;
 pub mod fanout;
 pub mod graphql;

@@ -17,7 +17,6 @@ pub mod link_preview;
 pub mod loaders;
 pub mod recommendations;
 pub mod suggestions;
-pub mod trace;
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,7 +26,7 @@ use tokio::time::Instant;
 use crate::kernel::infra::metrics::Metrics;
 use crate::upstreams::cache::UpstreamCache;
 
-pub use trace::TraceContext;
+pub use crate::kernel::infra::trace::TraceContext;
 
 /// What one screen's upstream calls share: the deadline and the ids to propagate.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::kernel::documents::store as documents;
 use crate::{
-    config::{PersistedMode, PersistedSettings},
+    kernel::settings::{PersistedMode, PersistedSettings},
     kernel::{
         db::{self, Db},
         idempotency::hex,

@@ -2,17 +2,12 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Request};
+use async_graphql::Context;
 
 use crate::{app::App, kernel::request::Viewer};
 use crate::{
-    kernel::graphql::{
-        batch_driver::BatchSpawner,
-        error::{ErrorCode, api_error},
-    },
-    messaging::loaders::MessagingLoaders,
+    kernel::graphql::error::{ErrorCode, api_error},
     social::loaders::Loaders,
-    upstreams::loaders::UpstreamContext,
 };
 
 /// The application state.
@@ -43,28 +38,6 @@ impl<T> Lazy<T> {
 /// `T` attached to the request as [`Lazy<T>`], built now if needed.
 pub fn lazy_data<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> Option<&'a T> {
     ctx.data::<Lazy<T>>().ok().map(Lazy::get)
-}
-
-/// Attaches the loaders of one operation of `viewer` (0 when anonymous), each set built when
-/// a resolver first asks for it: thirteen DataLoaders cost about as much to build and drop as
-/// the rest of a `{ __typename }` request. `upstream` is made by the caller, so its deadline
-/// runs from the start of the operation.
-pub fn with_loaders(
-    request: Request,
-    app: &Arc<App>,
-    viewer: i64,
-    spawner: &BatchSpawner,
-    upstream: UpstreamContext,
-) -> Request {
-    let (app_for_social, batches) = (app.clone(), spawner.clone());
-    let loaders = Lazy::new(move || {
-        let app = &app_for_social;
-        Loaders::new(app.db.clone(), app.metrics.clone(), viewer, &batches, &app.settings.dataloader, upstream.clone())
-    });
-    let (app, batches) = (app.clone(), spawner.clone());
-    let messaging =
-        Lazy::new(move || MessagingLoaders::new(app.db.clone(), viewer, &batches, &app.settings.dataloader));
-    request.data(loaders).data(messaging)
 }
 
 /// The loaders of this operation.

@@ -11,3 +11,4 @@ pub mod ids;
 pub mod ordering;
 pub mod pagination;
 pub mod parsed;
+pub mod pipeline;

@@ -5,7 +5,7 @@
 //! application/graphql-response+json` gets that type, and a request error (the document does
 //! not parse or validate) is answered with 400 and no `data`; `application/json` (also the
 //! default when `Accept` is absent) always gets 200 for a well-formed request. Each operation
-//! runs with its own loaders, driven by [`crate::kernel::graphql::batch_driver`].
+//! runs through the one [`crate::kernel::graphql::pipeline::Pipeline`].
 
 use async_graphql::{
     Request, ServerError,
@@ -18,32 +18,26 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-
 use bytes::BytesMut;
 use futures_util::StreamExt;
 
-use crate::{
-    auth::bearer::authenticate,
-    kernel::http::{
-        HttpState, caching,
+use crate::kernel::{
+    graphql::{
+        error::ErrorCode,
+        error_codes::with_code,
+        ordering::order_response,
+        pipeline::{Admitted, Caller},
+    },
+    http::{
+        HttpState,
+        auth::authenticate,
+        caching,
         errors::error_response,
         observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes, RequestId},
         wire::{self, WireRequest},
     },
-};
-use crate::{
-    kernel::{
-        graphql::{
-            batch_driver,
-            context::with_loaders,
-            error::{ErrorCode, rate_limited},
-            error_codes::{assign_codes, with_code},
-            ordering::{order_response, selected_operation},
-        },
-        infra::rate_limit::Limit,
-        request::{ClientInfo, Viewer},
-    },
-    upstreams::{CallScope, TraceContext, loaders::UpstreamContext},
+    infra::trace::TraceContext,
+    request::{ClientInfo, Viewer},
 };
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -169,7 +163,7 @@ pub async fn post_handler(
             "Content-Type must be application/json",
         );
     }
-    let limits = &state.app.settings.limits;
+    let limits = &state.kernel().settings.limits;
     let bytes = match read_body(body, limits.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(response) => return response,
@@ -204,7 +198,7 @@ pub async fn post_handler(
             );
         }
     }
-    let viewer = match authenticate(&headers, &state.app).await {
+    let viewer = match authenticate(&headers, state.pipeline.hooks().verifier.as_ref()).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -253,7 +247,7 @@ pub async fn get_handler(
             );
         }
     };
-    let viewer = match authenticate(&headers, &state.app).await {
+    let viewer = match authenticate(&headers, state.pipeline.hooks().verifier.as_ref()).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -291,11 +285,6 @@ impl Trace {
     fn of(headers: &HeaderMap, request_id: Option<Extension<RequestId>>) -> Self {
         let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
         Self { request_id: request_id.map(|Extension(id)| id.0), context: TraceContext::from_header(traceparent) }
-    }
-
-    /// A fresh upstream scope: the deadline starts when the operation does.
-    fn scope(&self, deadline: std::time::Duration) -> CallScope {
-        CallScope::new(deadline, self.request_id.clone(), self.context)
     }
 }
 
@@ -345,123 +334,68 @@ fn single_operation_name(document: &ExecutableDocument) -> Option<String> {
     }
 }
 
-/// The selected operation's type, if the document names one.
-fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    selected_operation(document, name).map(|operation| operation.node.ty)
-}
-
-/// Which budget an operation spends, and whose: sign-in operations per IP, refreshes per
-/// device, other mutations per user, queries per device (or user, or IP).
-fn limit_for(
-    ctx: &Exchange<'_>,
-    document: &ExecutableDocument,
-    name: Option<&str>,
-    kind: Option<OperationType>,
-) -> (Limit, String) {
-    let ip = ctx.ip.0.to_string();
-    let device = ctx.client.device_id.map(|d| d.to_string());
-    let user = ctx.viewer.user_id.map(|u| format!("u{u}"));
-    if kind != Some(OperationType::Mutation) {
-        return (Limit::QueryPerClient, device.or(user).unwrap_or(ip));
-    }
-    let roots = root_fields(document, name);
-    if roots.iter().any(|f| f == "login" || f == "register") {
-        (Limit::LoginPerIp, ip)
-    } else if roots.iter().any(|f| f == "refreshTokens") {
-        (Limit::RefreshPerDevice, device.unwrap_or(ip))
-    } else {
-        (Limit::MutationPerUser, user.unwrap_or(ip))
-    }
-}
-
-/// Names of the root fields of the selected operation.
-fn root_fields(document: &ExecutableDocument, name: Option<&str>) -> Vec<String> {
-    let Some(operation) = selected_operation(document, name) else {
-        return Vec::new();
-    };
-    operation
-        .node
-        .selection_set
-        .node
-        .items
-        .iter()
-        .filter_map(|item| match &item.node {
-            async_graphql::parser::types::Selection::Field(field) => Some(field.node.name.node.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Resolves the document, parses it once, runs it with fresh loaders and orders the result.
+/// Resolves the document, then runs it through the pipeline and orders the result.
 async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refused> {
-    let app = &ctx.state.app;
-    let settings = &app.settings;
+    let kernel = ctx.state.kernel();
     let label = wire.operation_name.clone().unwrap_or_else(|| "anonymous".to_owned());
-    let resolved = match wire::resolve(&wire, &app.documents).await {
+    let resolved = match wire::resolve(&wire, &kernel.documents).await {
         Ok(resolved) => resolved,
         Err(error) => {
             if wire::is_not_found(&error) {
-                app.metrics.observe_document("miss");
+                kernel.metrics.observe_document("miss");
             }
             return Ok(Executed::failed(error, label));
         }
     };
-    app.metrics.observe_document(match (&resolved.document_id, &wire.query) {
+    kernel.metrics.observe_document(match (&resolved.document_id, &wire.query) {
         (Some(_), None) => "hit",
         (Some(_), Some(_)) => "registered",
         (None, _) => "text",
     });
     if let (Some(id), Some(version)) = (&resolved.document_id, &ctx.client.app_version) {
-        app.documents.record_usage(id, &version.to_string());
+        kernel.documents.record_usage(id, &version.to_string());
     }
-    if resolved.query.len() > settings.limits.max_query_bytes {
-        let message = format!("the query document exceeds {} bytes", settings.limits.max_query_bytes);
+    let max_query_bytes = kernel.settings.limits.max_query_bytes;
+    if resolved.query.len() > max_query_bytes {
+        let message = format!("the query document exceeds {max_query_bytes} bytes");
         return Ok(Executed::failed(with_code(ServerError::new(message, None), ErrorCode::PayloadTooLarge), label));
     }
     let variables = match wire.variables() {
         Ok(variables) => variables,
         Err(error) => return Ok(Executed::failed(error, label)),
     };
-    // Parse and check once here (or reuse the tree of the same text): the document is needed
-    // again to check the method and order the result.
-    let document = match app.parsed.admit(&resolved.query, settings.limits.max_fields) {
-        Ok(document) => document,
-        Err(error) => return Ok(Executed::failed(error, label)),
-    };
-    let kind = operation_type(&document, wire.operation_name.as_deref());
-    let label = match (&wire.operation_name, single_operation_name(&document)) {
-        (None, Some(name)) => name,
-        _ => label,
-    };
-    if ctx.method == Method::GET && kind.is_some_and(|k| k != OperationType::Query) {
-        return Err(Refused::MutationOverGet);
-    }
-    let (limit, key) = limit_for(ctx, &document, wire.operation_name.as_deref(), kind);
-    if let Err(retry) = app.limits.check(limit, &key).await {
-        let mut error = rate_limited(retry).into_server_error(async_graphql::Pos::default());
-        error.locations.clear();
-        return Ok(Executed::failed(error, label));
-    }
     let mut request = Request::new(resolved.query).variables(variables);
     if let Some(name) = &wire.operation_name {
         request = request.operation_name(name);
     }
-    if !app.documents.introspection_allowed() {
-        request = request.disable_introspection();
+    let pipeline = &ctx.state.pipeline;
+    // The document is needed again to check the method and order the result.
+    let admitted: Admitted = match pipeline.admit(request) {
+        Ok(admitted) => admitted,
+        Err(error) => return Ok(Executed::failed(error, label)),
+    };
+    let label = match (&wire.operation_name, single_operation_name(&admitted.document)) {
+        (None, Some(name)) => name,
+        _ => label,
+    };
+    if ctx.method == Method::GET && admitted.kind.is_some_and(|k| k != OperationType::Query) {
+        return Err(Refused::MutationOverGet);
     }
-    request.set_parsed_query(ExecutableDocument::clone(&document));
-    let (spawner, queue) = batch_driver::channel();
-    let upstream =
-        UpstreamContext { upstreams: app.upstreams.clone(), scope: ctx.trace.scope(app.upstreams.screen_deadline) };
-    let request = with_loaders(request, app, ctx.viewer.id_or_zero(), &spawner, upstream)
-        .data(ctx.viewer)
-        .data(ctx.client.clone());
-    // Boxed: async-graphql's execution future is kilobytes, and inline it would make every
-    // future above it (this one, the handler's, axum's) that large to create and move.
-    let mut response = Box::pin(batch_driver::drive(ctx.state.schema.execute(request), queue)).await;
-    assign_codes(&mut response);
+    let caller = Caller {
+        viewer: ctx.viewer,
+        client: ctx.client,
+        ip: ctx.ip.0,
+        request_id: ctx.trace.request_id.as_deref(),
+        trace: ctx.trace.context,
+        resume: None,
+    };
+    if let Err(error) = pipeline.throttle(&admitted, &caller).await {
+        return Ok(Executed::failed(error, label));
+    }
+    let (document, is_query) = (admitted.document.clone(), admitted.kind == Some(OperationType::Query));
+    let mut response = pipeline.execute(admitted, &caller).await;
     order_response(&mut response.data, &document, wire.operation_name.as_deref());
-    Ok(Executed { response, label, is_query: kind == Some(OperationType::Query) })
+    Ok(Executed { response, label, is_query })
 }
 
 const REQUEST_ERROR_CODES: [ErrorCode; 10] = [

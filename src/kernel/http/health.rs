@@ -1,4 +1,4 @@
-//! Operational endpoints: liveness, readiness, metrics, JWKS and the schema SDL.
+//! Operational endpoints: liveness, readiness, metrics, certificate pins and the schema SDL.
 
 use axum::{
     extract::State,
@@ -16,7 +16,7 @@ pub async fn healthz() -> Response {
 
 /// Readiness: the database answers.
 pub async fn readyz(State(state): State<HttpState>) -> Response {
-    match state.app.db.ping().await {
+    match state.kernel().db.ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
@@ -31,18 +31,11 @@ pub async fn readyz(State(state): State<HttpState>) -> Response {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<HttpState>) -> Response {
-    let mut response = state.app.metrics.render().into_response();
+    let mut response = state.kernel().metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
-    response
-}
-
-/// Public keys that verify access tokens.
-pub async fn jwks(State(state): State<HttpState>) -> Response {
-    let mut response = axum::Json(state.app.keys.jwks()).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
 }
 
@@ -55,7 +48,7 @@ pub async fn schema_sdl(State(state): State<HttpState>) -> Response {
 
 /// Certificate pins for clients that pin (current and backup keys, with dates).
 pub async fn pins(State(state): State<HttpState>) -> Response {
-    let body = json!({ "pins": state.app.pins, "algorithm": "sha256-spki-base64" });
+    let body = json!({ "pins": state.kernel().pins, "algorithm": "sha256-spki-base64" });
     let mut response = axum::Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     response

@@ -1,18 +1,19 @@
-//! The HTTP layer: routes, middleware and the GraphQL transport.
+//! The HTTP transport: routes, middleware and the GraphQL endpoints.
 //!
-//! [`service`] is the whole HTTP service. Middleware, outermost first: request context
-//! ([`observe`]: request id, client info, tracing span, metrics, access log, and JSON errors
-//! for anything a layer below answers without a JSON body: [`errors::ensure_json_errors`]),
-//! panic catching, CORS, response compression and request decompression. Handlers sit in one
-//! module per concern.
+//! [`service`] is the whole HTTP service: the kernel's routes (GraphQL over HTTP, WebSocket
+//! and SSE, the SDL, health and metrics) merged with the routes the concerns contribute, behind
+//! the middleware. Middleware, outermost first: request context ([`observe`]: request id,
+//! client info, tracing span, metrics, access log, and JSON errors for anything a layer below
+//! answers without a JSON body: [`errors::ensure_json_errors`]), panic catching, CORS,
+//! response compression and request decompression.
 
+pub mod auth;
 pub mod caching;
 pub mod errors;
 pub mod graphql;
 pub mod health;
 pub mod live;
 pub mod observe;
-pub mod playground;
 pub mod wire;
 
 use std::{convert::Infallible, sync::Arc};
@@ -23,7 +24,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, header},
     middleware,
     response::Response,
-    routing::{get, post},
+    routing::get,
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -36,24 +37,27 @@ use tower_http::{
     decompression::RequestDecompressionLayer,
 };
 
-use crate::{app::App, config::CorsSettings, schema::AppSchema};
+use crate::kernel::{Kernel, graphql::pipeline::Pipeline, settings::CorsSettings};
 
-/// State shared by every handler.
+/// State shared by every kernel handler.
 #[derive(Clone)]
 pub struct HttpState {
-    /// Application dependencies.
-    pub app: Arc<App>,
-    /// The executable schema.
-    pub schema: AppSchema,
+    /// The operation pipeline (the kernel's services and the concerns' hooks).
+    pub pipeline: Pipeline,
     /// The schema in SDL, rendered once.
     pub sdl: Arc<str>,
-    /// The shared feeds of log subscriptions.
-    pub fanout: Arc<crate::realtime::fanout::Fanout>,
 }
 
-/// The routes, without middleware (see [`service`]).
-fn routes(state: HttpState) -> Router {
-    let mut router = Router::new()
+impl HttpState {
+    /// The kernel's services.
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        self.pipeline.kernel()
+    }
+}
+
+/// The kernel's routes merged with `concerns`' routes (each with its state applied).
+fn routes(state: HttpState, concerns: Router) -> Router {
+    Router::new()
         .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
         .route("/graphql/ws", get(live::ws::handler))
         .route("/graphql/sse", get(live::sse::get_handler).post(live::sse::post_handler))
@@ -61,24 +65,11 @@ fn routes(state: HttpState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/.well-known/jwks.json", get(health::jwks))
         .route("/.well-known/pins.json", get(health::pins))
-        .route(
-            "/oauth/authorize",
-            get(crate::auth::oauth_routes::authorize_page).post(crate::auth::oauth_routes::authorize_submit),
-        )
-        .route("/oauth/token", post(crate::auth::oauth_routes::token));
-    if state.app.settings.playground.enabled {
-        router = router
-            .route("/playground", get(playground::page))
-            .route("/playground/", get(playground::page))
-            .route("/playground/app.js", get(playground::app_js))
-            .route("/playground/vendor/{file}", get(playground::vendor))
-            .route("/playground/queries.json", get(playground::queries))
-            .route("/playground/config.json", get(playground::config))
-            .route("/playground/dev-login", post(playground::dev_login));
-    }
-    router.fallback(errors::not_found).method_not_allowed_fallback(errors::method_not_allowed).with_state(state)
+        .with_state(state)
+        .merge(concerns)
+        .fallback(errors::not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed)
 }
 
 /// Builds the HTTP service: every route behind the middleware stack.
@@ -89,9 +80,10 @@ fn routes(state: HttpState) -> Router {
 /// `{ __typename }` request). Outermost first.
 pub fn service(
     state: HttpState,
+    concerns: Router,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static {
-    let cors = cors_layer(&state.app.settings.cors);
-    let min_compress = state.app.settings.compression.min_bytes;
+    let cors = cors_layer(&state.kernel().settings.cors);
+    let min_compress = state.kernel().settings.compression.min_bytes;
     ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(CatchPanicLayer::custom(errors::panic_response as fn(_) -> _))
@@ -100,7 +92,7 @@ pub fn service(
         .layer(RequestDecompressionLayer::new())
         // The GraphQL transport enforces its own body limit, after decompression.
         .layer(DefaultBodyLimit::disable())
-        .service(routes(state))
+        .service(routes(state, concerns))
 }
 
 fn cors_layer(settings: &CorsSettings) -> CorsLayer {

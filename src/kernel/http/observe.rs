@@ -131,7 +131,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     let route = route_label(request.uri().path());
     // Fields are only formatted when the span is enabled (the access log is at info).
     let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
-    let ip = client_ip(&request, state.app.settings.trust_forwarded_for);
+    let ip = client_ip(&request, state.kernel().settings.trust_forwarded_for);
     let platform = client.platform;
     let app_version = client.app_version.as_ref().map(|_| client.version_label());
     let wire_request_bytes =
@@ -149,7 +149,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     if let Some(value) = id_header {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
-    let metrics = &state.app.metrics;
+    let metrics = &state.kernel().metrics;
     let operation = match response.extensions().get::<OperationLabel>() {
         Some(OperationLabel(name)) => metrics.operation_labels.admit(name),
         None => Label::Static(route),

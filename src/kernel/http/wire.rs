@@ -11,7 +11,7 @@ use async_graphql::{ServerError, Variables};
 use serde::Deserialize;
 
 use crate::{
-    config::PersistedMode,
+    kernel::settings::PersistedMode,
     kernel::{
         documents::{DocumentError, DocumentStore, sha256_hex},
         graphql::{error::ErrorCode, error_codes::with_code},

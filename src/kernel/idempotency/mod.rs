@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::kernel::error::DomainError;
 use crate::kernel::idempotency::store as idempotency;
 use crate::{
-    config::IdempotencySettings,
+    kernel::settings::IdempotencySettings,
     kernel::{
         db::{self, Db, WriteTx},
         idempotency::store::Claim,

@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod pins;
 pub mod rate_limit;
 pub mod redis;
+pub mod trace;

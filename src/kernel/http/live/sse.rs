@@ -23,32 +23,32 @@ use axum::{
 };
 use futures_util::{Stream, StreamExt};
 
-use crate::kernel::http::live::LiveExecutor;
-use crate::{
-    auth::bearer::authenticate,
-    kernel::{
-        graphql::error::ErrorCode,
-        http::{
-            HttpState,
-            errors::error_response,
-            wire::{self, WireRequest},
-        },
-        request::ClientInfo,
+use super::LiveExecutor;
+use crate::kernel::{
+    graphql::error::ErrorCode,
+    http::{
+        HttpState,
+        auth::authenticate,
+        errors::error_response,
+        observe::ClientIp,
+        wire::{self, WireRequest},
     },
+    request::ClientInfo,
 };
 
 /// `POST /graphql/sse`.
 pub async fn post_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if body.len() > state.app.settings.limits.max_body_bytes {
+    if body.len() > state.kernel().settings.limits.max_body_bytes {
         return error_response(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "request body too large");
     }
     match serde_json::from_slice::<WireRequest>(&body) {
-        Ok(request) => start(state, client, headers, request).await,
+        Ok(request) => start(state, client, ip, headers, request).await,
         Err(err) => error_response(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
@@ -61,11 +61,12 @@ pub async fn post_handler(
 pub async fn get_handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     match WireRequest::from_query_string(query.as_deref().unwrap_or_default()) {
-        Ok(request) => start(state, client, headers, request).await,
+        Ok(request) => start(state, client, ip, headers, request).await,
         Err(err) => {
             error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &format!("invalid query string: {err}"))
         }
@@ -92,7 +93,7 @@ fn seq_of(response: &async_graphql::Response) -> Option<i64> {
     }
 }
 
-async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: WireRequest) -> Response {
+async fn start(state: HttpState, client: ClientInfo, ip: ClientIp, headers: HeaderMap, wire: WireRequest) -> Response {
     let accepts = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -104,8 +105,9 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
             "Accept must allow text/event-stream",
         );
     }
-    let app = state.app.clone();
-    let viewer = match authenticate(&headers, &app).await {
+    let kernel = state.kernel().clone();
+    let hooks = state.pipeline.hooks().clone();
+    let viewer = match authenticate(&headers, hooks.verifier.as_ref()).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -116,14 +118,14 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
             "send Authorization: Bearer <token>",
         );
     };
-    let settings = &app.settings.realtime;
-    if app.presence.connections_of(user_id) >= settings.max_connections_per_user {
+    let settings = &kernel.settings.live;
+    if hooks.connections.open(user_id) >= settings.max_connections_per_user {
         let mut response =
             error_response(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, "too many connections of this user");
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
         return response;
     }
-    let resolved = match wire::resolve(&wire, &app.documents).await {
+    let resolved = match wire::resolve(&wire, &kernel.documents).await {
         Ok(resolved) => resolved,
         Err(error) => {
             return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &error.message);
@@ -137,14 +139,13 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
     if let Some(name) = &wire.operation_name {
         request = request.operation_name(name);
     }
-    let executor = LiveExecutor::new(&state, viewer, client, last_event_id(&headers));
-    let online = app.presence.connect(user_id).await;
-    let gauge = app.metrics.live.connections_of("sse");
+    let executor = LiveExecutor::new(&state.pipeline, viewer, client, ip.0, last_event_id(&headers));
+    let online = hooks.connections.connect(user_id).await;
+    let gauge = kernel.metrics.live.connections_of("sse");
     gauge.inc();
-    let mut closing = app.closing.subscribe();
-    let mut revocations = app.gate.subscribe();
+    let mut closing = kernel.closing.subscribe();
+    let mut revocations = hooks.verifier.revocations();
     let device = viewer.device_id;
-    let gate_app = app.clone();
     let every = Duration::from_secs(settings.ws_ping_interval_seconds);
     let mut checks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let results = executor.execute_stream(request, None);
@@ -183,7 +184,7 @@ async fn start(state: HttpState, client: ClientInfo, headers: HeaderMap, wire: W
                 }
                 // Signed out on another replica: seen through the gate within one interval.
                 _ = checks.tick() => {
-                    if let Some(id) = device && !gate_app.gate.allows(user_id, id).await.unwrap_or(true) {
+                    if let Some(id) = device && !hooks.verifier.still_signed_in(user_id, id).await {
                         return;
                     }
                 }

@@ -34,10 +34,11 @@ use axum::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::{sync::mpsc, time::Instant};
 
-use crate::kernel::http::live::{AuthFailure, Authenticated, LiveExecutor, authenticate_token, token_in};
+use super::{LiveExecutor, authenticate_token, token_in};
 use crate::kernel::{
     graphql::error::ErrorCode,
-    http::{HttpState, errors::error_response},
+    hooks::{AuthFailure, Session},
+    http::{HttpState, errors::error_response, observe::ClientIp},
     request::ClientInfo,
 };
 
@@ -64,6 +65,7 @@ pub mod close {
 pub async fn handler(
     State(state): State<HttpState>,
     Extension(client): Extension<ClientInfo>,
+    Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -81,7 +83,7 @@ pub async fn handler(
         );
     };
     let header_token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let settings = &state.app.settings.realtime;
+    let settings = &state.kernel().settings.live;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(settings.ws_read_buffer_bytes)
@@ -90,9 +92,15 @@ pub async fn handler(
         .max_message_size(settings.ws_max_message_bytes)
         .max_frame_size(settings.ws_max_message_bytes)
         .on_upgrade(move |socket| async move {
-            serve(state, socket, protocol, client, header_token).await;
+            serve(state, socket, protocol, Connection { client, ip }, header_token).await;
         })
         .into_response()
+}
+
+/// Who is on the other end of a socket, from the upgrade request.
+struct Connection {
+    client: ClientInfo,
+    ip: ClientIp,
 }
 
 /// Client messages queued for the protocol machine at most.
@@ -135,7 +143,7 @@ async fn first_message(socket: &mut WebSocket, wait: Duration) -> Result<Vec<u8>
 }
 
 /// Authenticates from the `connection_init` message (or the upgrade header).
-async fn authenticate(state: &HttpState, init: &[u8], header_token: Option<&str>) -> Result<Authenticated, Ending> {
+async fn authenticate(state: &HttpState, init: &[u8], header_token: Option<&str>) -> Result<Session, Ending> {
     let message: serde_json::Value =
         serde_json::from_slice(init).map_err(|_| Ending { code: close::BAD_REQUEST, reason: "Invalid message" })?;
     if message.get("type").and_then(|t| t.as_str()) != Some("connection_init") {
@@ -146,7 +154,7 @@ async fn authenticate(state: &HttpState, init: &[u8], header_token: Option<&str>
     let Some(token) = token else {
         return Err(Ending { code: close::UNAUTHORIZED, reason: "Unauthorized: send a token in connection_init" });
     };
-    authenticate_token(&state.app, &token).await.map_err(|failure| match failure {
+    authenticate_token(&state.pipeline, &token).await.map_err(|failure| match failure {
         AuthFailure::Internal => Ending { code: close::INTERNAL, reason: "Internal error" },
         _ => Ending { code: close::UNAUTHORIZED, reason: "Unauthorized: token invalid or expired" },
     })
@@ -174,13 +182,13 @@ async fn serve(
     state: HttpState,
     mut socket: WebSocket,
     protocol: WebSocketProtocols,
-    client: ClientInfo,
+    connection: Connection,
     header_token: Option<String>,
 ) {
-    let metrics = state.app.metrics.live.clone();
+    let metrics = state.kernel().metrics.live.clone();
     let gauge = metrics.connections_of("ws");
     gauge.inc();
-    let end = run(&state, &mut socket, protocol, client, header_token.as_deref()).await;
+    let end = run(&state, &mut socket, protocol, connection, header_token.as_deref()).await;
     match end {
         Some(end) => {
             Box::pin(close(&mut socket, &end)).await;
@@ -199,12 +207,13 @@ async fn run(
     state: &HttpState,
     socket: &mut WebSocket,
     protocol: WebSocketProtocols,
-    client: ClientInfo,
+    connection: Connection,
     header_token: Option<&str>,
 ) -> Option<Ending> {
-    let app = state.app.clone();
-    let settings = &app.settings.realtime;
-    let mut closing = app.closing.subscribe();
+    let kernel = state.kernel().clone();
+    let hooks = state.pipeline.hooks().clone();
+    let settings = &kernel.settings.live;
+    let mut closing = kernel.closing.subscribe();
     if *closing.borrow_and_update() {
         return ending(close::GOING_AWAY, "Server shutting down: reconnect");
     }
@@ -219,12 +228,12 @@ async fn run(
         Err(end) => return Some(end),
     };
     let user_id = auth.viewer.user_id?;
-    if app.presence.connections_of(user_id) >= settings.max_connections_per_user {
+    if hooks.connections.open(user_id) >= settings.max_connections_per_user {
         return ending(close::TOO_MANY, "Too many connections: retry later");
     }
-    let _online = Box::pin(app.presence.connect(user_id)).await;
-    let mut revocations = app.gate.subscribe();
-    let leeway = app.settings.auth.leeway_seconds;
+    let _online = Box::pin(hooks.connections.connect(user_id)).await;
+    let mut revocations = hooks.verifier.revocations();
+    let leeway = settings.token_leeway_seconds;
     // One timer for the token's expiry, moved when a ping renews the token (a fresh `sleep`
     // per loop turn would insert and remove a timer for every message sent).
     let expires = tokio::time::sleep_until(expiry_instant(auth.expires_at, leeway));
@@ -237,7 +246,7 @@ async fn run(
     if inbound.try_send(init).is_err() {
         return ending(close::INTERNAL, "Internal error");
     }
-    let executor = LiveExecutor::new(state, auth.viewer, client, None);
+    let executor = LiveExecutor::new(&state.pipeline, auth.viewer, connection.client, connection.ip.0, None);
     let frames = tokio_stream_from(inbound_rx);
     let mut machine = async_graphql::http::WebSocket::new(executor, frames, protocol);
 
@@ -258,7 +267,7 @@ async fn run(
                 };
                 heard = Instant::now();
                 if let Some(token) = reauth_token(&bytes) {
-                    match Box::pin(authenticate_token(&app, &token)).await {
+                    match Box::pin(authenticate_token(&state.pipeline, &token)).await {
                         Ok(fresh) if fresh.viewer.user_id == auth.viewer.user_id => {
                             expires.as_mut().reset(expiry_instant(fresh.expires_at, leeway));
                         }
@@ -285,7 +294,7 @@ async fn run(
                 Some(WsMessage::Close(code, reason)) => {
                     let frame = CloseFrame { code, reason: reason.into() };
                     let _ = socket.send(Message::Close(Some(frame))).await;
-                    app.metrics.live.closed(&code.to_string());
+                    kernel.metrics.live.closed(&code.to_string());
                     return None;
                 }
                 None => return ending(1000, "Normal closure"),
@@ -298,7 +307,7 @@ async fn run(
                 // A device signed out on another replica: the gate's answer (cached for
                 // `auth.revocation_cache_seconds`) catches it within one ping interval.
                 if let Some(device) = auth.viewer.device_id
-                    && !Box::pin(app.gate.allows(user_id, device)).await.unwrap_or(true)
+                    && !Box::pin(hooks.verifier.still_signed_in(user_id, device)).await
                 {
                     return ending(close::UNAUTHORIZED, "Unauthorized: device signed out");
                 }
@@ -312,7 +321,7 @@ async fn run(
                     Ok(device) => Some(device) == auth.viewer.device_id,
                     // Missed some: ask the gate directly.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => match auth.viewer.device_id {
-                        Some(device) => !Box::pin(app.gate.allows(user_id, device)).await.unwrap_or(true),
+                        Some(device) => !Box::pin(hooks.verifier.still_signed_in(user_id, device)).await,
                         None => false,
                     },
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => false,

@@ -1,35 +1,59 @@
 //! The GraphiQL playground at `/playground`: vendored assets compiled into the binary (no
 //! CDN), the screen queries from `playground/queries/` as named tabs, and an optional
-//! one-click development login.
+//! one-click development login. Its routes exist only when `playground.enabled` is set.
+
+use std::sync::Arc;
 
 use axum::{
+    Router,
     extract::{Path, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
+    routing::{get, post},
 };
 use serde_json::json;
 
-use crate::kernel::graphql::{
-    error::ErrorCode,
-    ids::{self, NodeType},
+use crate::{
+    app::App,
+    kernel::{
+        graphql::{
+            error::ErrorCode,
+            ids::{self, NodeType},
+        },
+        http::errors::error_response,
+    },
+    social::store::{posts, users},
 };
-use crate::kernel::http::{HttpState, errors::error_response};
-use crate::social::store::posts;
-use crate::social::store::users;
 
-const INDEX_HTML: &str = include_str!("../../../playground/index.html");
-const APP_JS: &str = include_str!("../../../playground/app.js");
-const REACT: &str = include_str!("../../../playground/vendor/react.production.min.js");
-const REACT_DOM: &str = include_str!("../../../playground/vendor/react-dom.production.min.js");
-const GRAPHIQL_JS: &str = include_str!("../../../playground/vendor/graphiql.min.js");
-const GRAPHIQL_CSS: &str = include_str!("../../../playground/vendor/graphiql.min.css");
+/// The playground's routes (none when it is disabled).
+pub fn routes(app: Arc<App>) -> Router {
+    if !app.settings.playground.enabled {
+        return Router::new();
+    }
+    Router::new()
+        .route("/playground", get(page))
+        .route("/playground/", get(page))
+        .route("/playground/app.js", get(app_js))
+        .route("/playground/vendor/{file}", get(vendor))
+        .route("/playground/queries.json", get(queries))
+        .route("/playground/config.json", get(config))
+        .route("/playground/dev-login", post(dev_login))
+        .with_state(app)
+}
+
+const INDEX_HTML: &str = include_str!("../../playground/index.html");
+const APP_JS: &str = include_str!("../../playground/app.js");
+const REACT: &str = include_str!("../../playground/vendor/react.production.min.js");
+const REACT_DOM: &str = include_str!("../../playground/vendor/react-dom.production.min.js");
+const GRAPHIQL_JS: &str = include_str!("../../playground/vendor/graphiql.min.js");
+const GRAPHIQL_CSS: &str = include_str!("../../playground/vendor/graphiql.min.css");
 
 /// The screen queries shipped as playground tabs.
 pub const SCREEN_QUERIES: [(&str, &str); 4] = [
-    ("HomeFeed", include_str!("../../../playground/queries/HomeFeed.graphql")),
-    ("HomeScreen", include_str!("../../../playground/queries/HomeScreen.graphql")),
-    ("Profile", include_str!("../../../playground/queries/Profile.graphql")),
-    ("PostDetail", include_str!("../../../playground/queries/PostDetail.graphql")),
+    ("HomeFeed", include_str!("../../playground/queries/HomeFeed.graphql")),
+    ("HomeScreen", include_str!("../../playground/queries/HomeScreen.graphql")),
+    ("Profile", include_str!("../../playground/queries/Profile.graphql")),
+    ("PostDetail", include_str!("../../playground/queries/PostDetail.graphql")),
 ];
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
@@ -70,13 +94,13 @@ pub async fn vendor(Path(file): Path<String>) -> Response {
 }
 
 /// `GET /playground/config.json`.
-pub async fn config(State(state): State<HttpState>) -> Response {
-    axum::Json(json!({ "devLogin": state.app.settings.playground.dev_login, "endpoint": "/graphql" })).into_response()
+pub async fn config(State(app): State<Arc<App>>) -> Response {
+    axum::Json(json!({ "devLogin": app.settings.playground.dev_login, "endpoint": "/graphql" })).into_response()
 }
 
 /// `GET /playground/queries.json`: the screen queries with variables pointing at demo data.
-pub async fn queries(State(state): State<HttpState>) -> Response {
-    let conn = state.app.db.conn();
+pub async fn queries(State(app): State<Arc<App>>) -> Response {
+    let conn = app.db.conn();
     let handle = match users::first(conn).await {
         Ok(Some(user)) => user.handle,
         _ => "alice".to_owned(),
@@ -100,11 +124,11 @@ pub async fn queries(State(state): State<HttpState>) -> Response {
 }
 
 /// `POST /playground/dev-login`: a token for the demo user, when enabled.
-pub async fn dev_login(State(state): State<HttpState>) -> Response {
-    if !state.app.settings.playground.dev_login {
+pub async fn dev_login(State(app): State<Arc<App>>) -> Response {
+    if !app.settings.playground.dev_login {
         return error_response(StatusCode::NOT_FOUND, ErrorCode::RouteNotFound, "dev login is disabled");
     }
-    let user = match users::first(state.app.db.conn()).await {
+    let user = match users::first(app.db.conn()).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             return error_response(
@@ -118,7 +142,7 @@ pub async fn dev_login(State(state): State<HttpState>) -> Response {
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
         }
     };
-    match state.app.keys.mint(user.id, None) {
+    match app.keys.mint(user.id, None) {
         Ok(token) => {
             let mut response = axum::Json(json!({ "token": token, "handle": user.handle })).into_response();
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
