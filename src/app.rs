@@ -10,6 +10,7 @@ use crate::{
         sessions::RecentPairs,
     },
     config::Settings,
+    flags::policy::PolicyCell,
     kernel::Kernel,
     kernel::{
         db::Db,
@@ -87,6 +88,8 @@ pub struct App {
     pub bus: Arc<EventBus>,
     /// Presence of users connected to this replica.
     pub presence: Arc<Presence>,
+    /// The app version policy and maintenance switch, refreshed from the database.
+    pub versions: Arc<PolicyCell>,
 }
 
 impl std::ops::Deref for App {
@@ -124,6 +127,8 @@ impl App {
         let upstreams = Arc::new(Upstreams::new(&settings.upstreams, metrics.clone())?);
         let bus = Arc::new(EventBus::new());
         let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
+        let versions = Arc::new(PolicyCell::new(settings.versions.clone()));
+        versions.reload(db.conn()).await?;
         let kernel = Arc::new(Kernel {
             settings: settings.kernel(),
             db,
@@ -134,7 +139,7 @@ impl App {
             pins,
             closing: tokio::sync::watch::Sender::new(false),
         });
-        Ok(Arc::new(Self { settings, kernel, redis, keys, gate, recent_pairs, upstreams, bus, presence }))
+        Ok(Arc::new(Self { settings, kernel, redis, keys, gate, recent_pairs, upstreams, bus, presence, versions }))
     }
 
     /// The URL of a media object by storage key.

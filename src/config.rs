@@ -72,6 +72,10 @@ pub struct Settings {
     pub upstreams: crate::upstreams::UpstreamsSettings,
     /// Real-time: event log, subscriptions, sockets, presence.
     pub realtime: crate::realtime::settings::RealtimeSettings,
+    /// Minimum and recommended app versions per platform (starting values).
+    pub versions: crate::flags::settings::VersionsSettings,
+    /// What the `bootstrap` query hands out.
+    pub bootstrap: crate::flags::settings::BootstrapSettings,
 }
 
 impl Default for Settings {
@@ -100,6 +104,8 @@ impl Default for Settings {
             oauth_clients: Vec::new(),
             upstreams: crate::upstreams::UpstreamsSettings::default(),
             realtime: Default::default(),
+            versions: Default::default(),
+            bootstrap: Default::default(),
         }
     }
 }
@@ -192,6 +198,7 @@ impl Settings {
             return Err(ConfigError::OutOfRange("dataloader.max_batch_size must be positive".into()));
         }
         self.realtime.validate().map_err(ConfigError::OutOfRange)?;
+        self.versions.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! mobile-bff: a GraphQL backend-for-frontend for mobile apps.
 //!
-//! One folder per concern ([`auth`], [`social`], [`messaging`], [`realtime`], [`upstreams`])
+//! One folder per concern ([`auth`], [`social`], [`messaging`], [`realtime`], [`upstreams`],
+//! [`flags`])
 //! over a shared [`kernel`] (database, GraphQL plumbing, HTTP transport, infrastructure) that
 //! imports no concern. The composition root ([`app`], [`schema`], [`server`], [`config`]) is
 //! the only code that knows every concern; [`dev`] holds development tools (the demo seed and
@@ -10,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dev;
+pub mod flags;
 pub mod kernel;
 pub mod messaging;
 pub mod node;

@@ -28,6 +28,7 @@ pub struct Query(
     crate::upstreams::suggestions::SuggestionsQuery,
     crate::messaging::graphql::MessagingQuery,
     crate::realtime::graphql::RealtimeQuery,
+    crate::flags::bootstrap::BootstrapQuery,
 );
 
 /// Every mutation, merged from the concerns.

@@ -11,6 +11,7 @@ use crate::{
     app::{App, StartError},
     auth::{self, bearer::BearerVerifier},
     config::Settings,
+    flags::{gate::VersionGate, policy},
     kernel::{
         graphql::pipeline::Pipeline,
         hooks::Hooks,
@@ -82,6 +83,7 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
         subscriptions: Arc::new(SharedFeeds(Fanout::new(app.clone()))),
         connections: Arc::new(PresenceConnections(app.presence.clone())),
         budgets: auth::graphql::FIELD_BUDGETS,
+        gate: Arc::new(VersionGate(app.versions.clone())),
     };
     let state = HttpState { pipeline: Pipeline::new(app.kernel.clone(), hooks), sdl };
     let concerns = Router::new().merge(auth::routes::routes(app.clone())).merge(playground::routes(app.clone()));
@@ -107,11 +109,15 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     Ok(RunningServer { addr, app, shutdown, task, sweeper, realtime })
 }
 
-/// Event-log retention, the presence ticker and, on PostgreSQL, the LISTEN task that wakes
+/// Event-log retention, the presence ticker, the version-policy refresher and, on PostgreSQL, the LISTEN task that wakes
 /// subscribers for events written by other replicas.
 fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
     let settings = &app.settings.realtime;
-    let mut tasks = vec![log::spawn_retention_sweeper(app.db.clone(), settings.clone()), app.presence.spawn_ticker()];
+    let mut tasks = vec![
+        log::spawn_retention_sweeper(app.db.clone(), settings.clone()),
+        app.presence.spawn_ticker(),
+        policy::spawn_refresher(&app.versions, app.settings.database_url.expose().to_owned()),
+    ];
     if app.settings.is_postgres() && settings.pg_notify {
         // The listener holds the app only weakly: it must not keep a stopped server alive.
         let gate_app = Arc::downgrade(app);

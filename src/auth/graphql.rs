@@ -14,7 +14,10 @@ use crate::{
     kernel::{
         db::keyset::Keyset,
         error::DomainError,
-        infra::{pins::PinRole, rate_limit::Limit},
+        infra::{
+            pins::{Pin, PinRole},
+            rate_limit::Limit,
+        },
     },
 };
 use crate::{
@@ -306,6 +309,21 @@ pub struct CertificatePin {
     pub rotate_after: Option<DateTime<Utc>>,
 }
 
+impl From<&Pin> for CertificatePin {
+    fn from(pin: &Pin) -> Self {
+        Self {
+            sha256: pin.sha256.clone(),
+            role: match pin.role {
+                PinRole::Current => "current".to_owned(),
+                PinRole::Backup => "backup".to_owned(),
+            },
+            not_before: pin.not_before,
+            not_after: pin.not_after,
+            rotate_after: pin.rotate_after,
+        }
+    }
+}
+
 /// Account and session queries.
 #[derive(Default)]
 pub struct AuthQuery;
@@ -326,20 +344,7 @@ impl AuthQuery {
     /// `/.well-known/pins.json`.
     #[graphql(cache_control(max_age = 3600))]
     async fn pins(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<CertificatePin>> {
-        Ok(app(ctx)?
-            .pins
-            .iter()
-            .map(|p| CertificatePin {
-                sha256: p.sha256.clone(),
-                role: match p.role {
-                    PinRole::Current => "current".to_owned(),
-                    PinRole::Backup => "backup".to_owned(),
-                },
-                not_before: p.not_before,
-                not_after: p.not_after,
-                rotate_after: p.rotate_after,
-            })
-            .collect())
+        Ok(app(ctx)?.pins.iter().map(CertificatePin::from).collect())
     }
 
     /// The viewer's devices, most recently seen first.

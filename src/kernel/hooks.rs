@@ -1,8 +1,8 @@
 //! What the kernel's transport needs from the concerns, as traits the composition root
 //! implements: verifying bearer tokens ([`Verifier`]), executing operations on the schema
 //! ([`Engine`]), attaching each operation's request data ([`Prepare`]), serving some
-//! subscriptions from shared feeds ([`SharedSubscriptions`]) and counting live connections
-//! ([`Connections`]). The kernel holds them as trait objects in [`Hooks`], so it never names
+//! subscriptions from shared feeds ([`SharedSubscriptions`]), counting live connections
+//! ([`Connections`]) and admitting app versions ([`ClientGate`]). The kernel holds them as trait objects in [`Hooks`], so it never names
 //! a concern and a concern never reaches into the transport.
 
 use std::{any::Any, sync::Arc};
@@ -127,6 +127,44 @@ pub trait Connections: Send + Sync {
     fn connect(&self, user: i64) -> BoxFuture<'_, Box<dyn Any + Send + Sync>>;
 }
 
+/// Why a client's operations are refused (all of them but the exempt bootstrap).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The app is older than the minimum version of its platform: HTTP 426
+    /// `UPGRADE_REQUIRED`, WebSocket close 4426.
+    UpgradeRequired {
+        /// The minimum version, as configured.
+        min_version: String,
+        /// Where to get a newer version.
+        store_url: Option<String>,
+    },
+    /// The service is in maintenance: HTTP 503 `MAINTENANCE` with `Retry-After`, WebSocket
+    /// close 1013.
+    Maintenance {
+        /// What to tell users.
+        message: String,
+        /// When it is expected to end (RFC 3339), if announced.
+        until: Option<String>,
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
+}
+
+/// Decides which app versions are served (implemented by `flags`). Synchronous and cheap:
+/// it is asked on every request from a snapshot the concern keeps fresh.
+pub trait ClientGate: Send + Sync {
+    /// The minimum version of `client`'s platform, for the `X-Min-App-Version` header on
+    /// every response; `None` when none is configured (or the platform is unknown).
+    fn min_version(&self, client: &ClientInfo) -> Option<Arc<str>>;
+
+    /// Whether `client` may run operations other than the exempt ones.
+    fn check(&self, client: &ClientInfo) -> Result<(), Refusal>;
+
+    /// Query root fields that answer whatever [`ClientGate::check`] says (the bootstrap): an
+    /// operation whose root selections are only these (and `__typename`) is never refused.
+    fn exempt_root_fields(&self) -> &'static [&'static str];
+}
+
 /// The budget a root field spends instead of the default one of its operation type.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldBudget {
@@ -151,4 +189,6 @@ pub struct Hooks {
     pub connections: Arc<dyn Connections>,
     /// Mutation root fields with their own budget (sign-in, refresh).
     pub budgets: &'static [FieldBudget],
+    /// Which app versions are served, and maintenance.
+    pub gate: Arc<dyn ClientGate>,
 }

@@ -60,12 +60,98 @@ impl Platform {
     }
 }
 
+/// An app version as apps send it, with the build number that breaks ties between builds
+/// of one version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppVersion {
+    /// The version, without build metadata (`1.2` is `1.2.0`).
+    pub version: semver::Version,
+    /// The build number: from `X-App-Build` when numeric, else from the version string
+    /// (`1.2.3 (456)` or `1.2.3+456`).
+    pub build: Option<u64>,
+}
+
+impl AppVersion {
+    /// Parses the forms apps send: `1`, `1.2`, `1.2.3`, `v1.2.3`, `1.2.3-beta.1`,
+    /// `1.2.3 (456)`, `1.2.3+456`. Anything else (more than three numbers, letters in a
+    /// number, numbers beyond 10^9, more than 64 characters) is `None`: treated as absent.
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if value.is_empty() || value.len() > 64 {
+            return None;
+        }
+        let (core, mut build) = match value.strip_suffix(')').and_then(|v| v.rsplit_once('(')) {
+            Some((core, build)) => (core.trim_end(), Some(parse_build(build.trim())?)),
+            None => (value, None),
+        };
+        let core = core.strip_prefix(['v', 'V']).unwrap_or(core);
+        let (core, metadata) = match core.split_once('+') {
+            Some((core, metadata)) => (core, Some(metadata)),
+            None => (core, None),
+        };
+        if let Some(metadata) = metadata {
+            // Build metadata that is a number is the build; other metadata is ignored.
+            if build.is_none() && !metadata.is_empty() && metadata.bytes().all(|b| b.is_ascii_digit()) {
+                build = parse_build(metadata);
+            }
+        }
+        let (numbers, pre) = match core.split_once('-') {
+            Some((numbers, pre)) => (numbers, Some(pre)),
+            None => (core, None),
+        };
+        let mut parts = [0u64; 3];
+        let mut count = 0;
+        for part in numbers.split('.') {
+            if count == 3 || part.is_empty() || part.len() > 9 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            parts[count] = part.parse().ok()?;
+            count += 1;
+        }
+        let mut version = semver::Version::new(parts[0], parts[1], parts[2]);
+        if let Some(pre) = pre {
+            version.pre = semver::Prerelease::new(pre).ok().filter(|p| !p.is_empty())?;
+        }
+        Some(Self { version, build })
+    }
+
+    /// Whether this version is older than `minimum`: an older version, or the same version
+    /// with a smaller build when both name a build (a version without a build is not older
+    /// than a build of itself).
+    pub fn is_below(&self, minimum: &AppVersion) -> bool {
+        match self.version.cmp(&minimum.version) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => matches!((self.build, minimum.build), (Some(c), Some(m)) if c < m),
+        }
+    }
+}
+
+impl std::fmt::Display for AppVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.build {
+            Some(build) => write!(f, "{} ({build})", self.version),
+            None => write!(f, "{}", self.version),
+        }
+    }
+}
+
+/// A build number: 1 to 18 digits.
+fn parse_build(value: &str) -> Option<u64> {
+    (!value.is_empty() && value.len() <= 18 && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.parse().ok())
+        .flatten()
+}
+
 /// What the app said about itself in its headers. Malformed values are dropped (treated as
 /// absent) rather than failing the request: an old app with a bad header must still work.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientInfo {
-    /// `X-App-Version`, a semantic version.
+    /// `X-App-Version` without build metadata (`1.2` is `1.2.0`, see [`AppVersion::parse`]).
     pub app_version: Option<semver::Version>,
+    /// The build number: `X-App-Build` when it is a number, else the one in `X-App-Version`
+    /// (`1.2.3 (456)`).
+    pub app_build_number: Option<u64>,
     /// `X-App-Build`, a build number or string (≤ 32 chars).
     pub app_build: Option<String>,
     /// `X-Platform`.
@@ -79,6 +165,11 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The app version with its build number, when the app sent a parseable version.
+    pub fn version(&self) -> Option<AppVersion> {
+        self.app_version.clone().map(|version| AppVersion { version, build: self.app_build_number })
+    }
+
     /// `major.minor` of the app version, for metric labels.
     pub fn version_label(&self) -> String {
         match &self.app_version {
@@ -116,5 +207,35 @@ mod tests {
         assert!(!valid_locale("x"));
         let info = ClientInfo { app_version: semver::Version::parse("3.14.1").ok(), ..Default::default() };
         assert_eq!(info.version_label(), "3.14");
+    }
+
+    #[test]
+    fn app_versions_as_apps_send_them() {
+        let v = |s: &str| AppVersion::parse(s).map(|v| v.to_string());
+        assert_eq!(v("1.2").as_deref(), Some("1.2.0"));
+        assert_eq!(v("1.2.3").as_deref(), Some("1.2.3"));
+        assert_eq!(v("2").as_deref(), Some("2.0.0"));
+        assert_eq!(v(" v1.2.3 ").as_deref(), Some("1.2.3"));
+        assert_eq!(v("1.2.3 (456)").as_deref(), Some("1.2.3 (456)"));
+        assert_eq!(v("1.2.3(456)").as_deref(), Some("1.2.3 (456)"));
+        assert_eq!(v("1.2.3+456").as_deref(), Some("1.2.3 (456)"));
+        assert_eq!(v("1.2.3+sha.abc").as_deref(), Some("1.2.3"));
+        assert_eq!(v("2.0.0-beta.1").as_deref(), Some("2.0.0-beta.1"));
+        for garbage in [
+            "", "abc", "1..2", "1.2.3.4", "1.2.x", "-1.2", "1.2.3 (abc)", "1.2.3 (", "99999999999.0", "1.2.3-",
+            "1.2.3-be ta", "((((", "1.2.3 (456", "٣.٤", "1.2.3 (99999999999999999999)", "NaN", ".1.2",
+        ] {
+            assert_eq!(AppVersion::parse(garbage), None, "{garbage:?}");
+        }
+        assert_eq!(AppVersion::parse(&"1.".repeat(40)), None);
+        let at = |s: &str| AppVersion::parse(s).expect("version");
+        assert!(at("1.9.9").is_below(&at("2.0")));
+        assert!(at("2.0.0-beta.1").is_below(&at("2.0.0")));
+        assert!(!at("2.0.0").is_below(&at("2.0")));
+        assert!(!at("2.0.1").is_below(&at("2.0.0 (500)")));
+        assert!(at("2.0.0 (499)").is_below(&at("2.0.0 (500)")));
+        assert!(!at("2.0.0 (500)").is_below(&at("2.0.0 (500)")));
+        assert!(!at("2.0.0").is_below(&at("2.0.0 (500)")), "no build: not refused for the build alone");
+        assert!(!at("2.0.0 (1)").is_below(&at("2.0.0")));
     }
 }

@@ -59,6 +59,12 @@ pub enum ErrorCode {
     /// The event-log position is older than retention: refetch, then continue from
     /// `extensions.latestSeq`.
     ResyncRequired,
+    /// This app version is no longer served: show the upgrade screen
+    /// (`extensions.minVersion`, `extensions.storeUrl`); HTTP 426.
+    UpgradeRequired,
+    /// The service is in maintenance: show the maintenance screen, retry after
+    /// `extensions.retryAfterSeconds`; HTTP 503.
+    Maintenance,
 }
 
 impl ErrorCode {
@@ -88,6 +94,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             Self::ResyncRequired => "RESYNC_REQUIRED",
+            Self::UpgradeRequired => "UPGRADE_REQUIRED",
+            Self::Maintenance => "MAINTENANCE",
         }
     }
 }

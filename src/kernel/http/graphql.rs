@@ -33,9 +33,11 @@ use crate::kernel::{
         auth::authenticate,
         caching,
         errors::error_response,
+        gate,
         observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes, RequestId},
         wire::{self, WireRequest},
     },
+    hooks::Refusal,
     infra::trace::TraceContext,
     request::{ClientInfo, Viewer},
 };
@@ -288,10 +290,12 @@ impl Trace {
     }
 }
 
-/// An operation refused before execution at the HTTP level.
+/// An operation refused before execution at the HTTP level (a batch is refused whole).
 enum Refused {
     /// A mutation (or subscription) sent with GET.
     MutationOverGet,
+    /// The app version is below the minimum, or maintenance (the bootstrap is exempt).
+    Gate(Refusal),
 }
 
 impl IntoResponse for Refused {
@@ -306,6 +310,7 @@ impl IntoResponse for Refused {
                 response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
                 response
             }
+            Self::Gate(refusal) => gate::refusal_response(&refusal),
         }
     }
 }
@@ -381,6 +386,8 @@ async fn execute(ctx: &Exchange<'_>, wire: WireRequest) -> Result<Executed, Refu
     if ctx.method == Method::GET && admitted.kind.is_some_and(|k| k != OperationType::Query) {
         return Err(Refused::MutationOverGet);
     }
+    let gate = pipeline.hooks().gate.as_ref();
+    gate::admit(gate, ctx.client, &admitted.document, wire.operation_name.as_deref()).map_err(Refused::Gate)?;
     let caller = Caller {
         viewer: ctx.viewer,
         client: ctx.client,

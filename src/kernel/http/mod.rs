@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod caching;
 pub mod errors;
+pub mod gate;
 pub mod graphql;
 pub mod health;
 pub mod live;
@@ -113,6 +114,10 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
                 .chain(client_headers)
                 .collect::<Vec<_>>(),
         )
-        .expose_headers([HeaderName::from_static("x-request-id")])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            gate::X_MIN_APP_VERSION,
+            header::RETRY_AFTER,
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -24,7 +24,7 @@ use crate::kernel::{
         labels::Label,
         metrics::{BytesLabels, LatencyLabels, RequestLabels},
     },
-    request::{ClientInfo, Platform, valid_locale, valid_timezone},
+    request::{AppVersion, ClientInfo, Platform, valid_locale, valid_timezone},
 };
 
 /// The id of one request, in request extensions.
@@ -76,11 +76,20 @@ fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
 
 /// Parses the client-info headers; malformed values are dropped.
 pub fn client_info(headers: &HeaderMap) -> ClientInfo {
+    let version = header(headers, &X_APP_VERSION).and_then(AppVersion::parse);
+    let app_build = header(headers, &X_APP_BUILD)
+        .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        .map(str::to_owned);
+    let header_build =
+        app_build.as_deref().filter(|b| b.len() <= 18 && b.bytes().all(|c| c.is_ascii_digit())).and_then(|b| b.parse().ok());
+    let (app_version, version_build) = match version {
+        Some(AppVersion { version, build }) => (Some(version), build),
+        None => (None, None),
+    };
     ClientInfo {
-        app_version: header(headers, &X_APP_VERSION).and_then(|v| semver::Version::parse(v).ok()),
-        app_build: header(headers, &X_APP_BUILD)
-            .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
-            .map(str::to_owned),
+        app_version,
+        app_build_number: header_build.or(version_build),
+        app_build,
         platform: header(headers, &X_PLATFORM).map(Platform::parse).unwrap_or_default(),
         device_id: header(headers, &X_DEVICE_ID).and_then(|v| uuid::Uuid::parse_str(v).ok()),
         timezone: header(headers, &X_TIMEZONE).filter(|v| valid_timezone(v)).map(str::to_owned),
@@ -137,6 +146,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     let wire_request_bytes =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let id_header = HeaderValue::from_str(&id).ok();
+    let min_version = state.pipeline.hooks().gate.min_version(&client);
     let extensions = request.extensions_mut();
     extensions.insert(ip);
     extensions.insert(RequestId(id));
@@ -148,6 +158,9 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     let elapsed = started.elapsed();
     if let Some(value) = id_header {
         response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    if let Some(value) = min_version.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        response.headers_mut().insert(super::gate::X_MIN_APP_VERSION, value);
     }
     let metrics = &state.kernel().metrics;
     let operation = match response.extensions().get::<OperationLabel>() {

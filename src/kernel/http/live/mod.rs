@@ -83,6 +83,15 @@ impl LiveExecutor {
     fn refused(error: ServerError) -> Response {
         Response::from_errors(vec![error])
     }
+
+    /// The gate's refusal of an admitted operation (a minimum raised or maintenance started
+    /// while the connection is open; the socket itself is closed at its next check).
+    fn gated(&self, admitted: &Admitted) -> Result<(), ServerError> {
+        let gate = self.pipeline.hooks().gate.as_ref();
+        let name = admitted.request.operation_name.as_deref();
+        crate::kernel::http::gate::admit(gate, &self.client, &admitted.document, name)
+            .map_err(|refusal| crate::kernel::http::gate::refusal_error(&refusal))
+    }
 }
 
 /// Decrements the active-subscription count when a subscription ends.
@@ -104,6 +113,9 @@ impl Executor for LiveExecutor {
             Ok(admitted) => admitted,
             Err(error) => return Self::refused(error),
         };
+        if let Err(error) = self.gated(&admitted) {
+            return Self::refused(error);
+        }
         let caller = self.caller();
         if let Err(error) = self.pipeline.throttle(&admitted, &caller).await {
             return Self::refused(error);
@@ -116,6 +128,9 @@ impl Executor for LiveExecutor {
             Ok(admitted) => admitted,
             Err(error) => return futures_util::stream::once(async move { Self::refused(error) }).boxed(),
         };
+        if let Err(error) = self.gated(&admitted) {
+            return futures_util::stream::once(async move { Self::refused(error) }).boxed();
+        }
         if self.active.fetch_add(1, Ordering::AcqRel) >= self.max_active {
             self.active.fetch_sub(1, Ordering::AcqRel);
             let message = format!("at most {} subscriptions per connection", self.max_active);

@@ -7,6 +7,8 @@
 //! sends `Last-Event-ID`, which resumes the subscription after that seq (it overrides the
 //! `afterSeq` argument). Comments keep the connection alive through proxies. The stream ends
 //! without `complete` (so clients reconnect) on shutdown and when the device is signed out.
+//! An app below its platform's minimum gets `426 UPGRADE_REQUIRED`, any app during
+//! maintenance `503 MAINTENANCE`, before the stream starts ([`crate::kernel::http::gate`]).
 
 use std::{convert::Infallible, time::Duration};
 
@@ -30,6 +32,7 @@ use crate::kernel::{
         HttpState,
         auth::authenticate,
         errors::error_response,
+        gate,
         observe::ClientIp,
         wire::{self, WireRequest},
     },
@@ -131,6 +134,14 @@ async fn start(state: HttpState, client: ClientInfo, ip: ClientIp, headers: Head
             return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &error.message);
         }
     };
+    if let Err(refusal) = hooks.gate.check(&client) {
+        let exempt = kernel.parsed.admit(&resolved.query, kernel.settings.limits.max_fields).is_ok_and(|document| {
+            gate::is_exempt(&document, wire.operation_name.as_deref(), hooks.gate.exempt_root_fields())
+        });
+        if !exempt {
+            return gate::refusal_response(&refusal);
+        }
+    }
     let variables = match wire.variables() {
         Ok(variables) => variables,
         Err(error) => return error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &error.message),

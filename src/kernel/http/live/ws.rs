@@ -14,6 +14,9 @@
 //! - **Revocation**: signing the device out closes its sockets at once (`4401`), through
 //!   the gate's broadcast, fed on PostgreSQL by other replicas' NOTIFY too (and checked again
 //!   at every ping, should a notification be lost).
+//! - **Version gate**: an app below its platform's minimum is closed with `4426`, any app
+//!   during maintenance with `1013`, after `connection_init` and again at every ping (a
+//!   minimum raised while the socket is open); see [`crate::kernel::http::gate`].
 //! - **Shutdown**: results already produced are flushed, then `1001` ("going away":
 //!   reconnect with your last seq, to another replica).
 //! - **Memory**: small read/write buffers and a bounded inbound queue per connection (a
@@ -38,7 +41,7 @@ use super::{LiveExecutor, authenticate_token, token_in};
 use crate::kernel::{
     graphql::error::ErrorCode,
     hooks::{AuthFailure, Session},
-    http::{HttpState, errors::error_response, observe::ClientIp},
+    http::{HttpState, errors::error_response, gate, observe::ClientIp},
     request::ClientInfo,
 };
 
@@ -228,6 +231,11 @@ async fn run(
         Err(end) => return Some(end),
     };
     let user_id = auth.viewer.user_id?;
+    // An app below the minimum (or any app during maintenance) is told so by the close code.
+    if let Err(refusal) = hooks.gate.check(&connection.client) {
+        let (code, reason) = gate::close_frame(&refusal);
+        return ending(code, reason);
+    }
     if hooks.connections.open(user_id) >= settings.max_connections_per_user {
         return ending(close::TOO_MANY, "Too many connections: retry later");
     }
@@ -246,7 +254,8 @@ async fn run(
     if inbound.try_send(init).is_err() {
         return ending(close::INTERNAL, "Internal error");
     }
-    let executor = LiveExecutor::new(&state.pipeline, auth.viewer, connection.client, connection.ip.0, None);
+    let executor_client = &connection.client;
+    let executor = LiveExecutor::new(&state.pipeline, auth.viewer, connection.client.clone(), connection.ip.0, None);
     let frames = tokio_stream_from(inbound_rx);
     let mut machine = async_graphql::http::WebSocket::new(executor, frames, protocol);
 
@@ -303,6 +312,11 @@ async fn run(
                 if heard.elapsed() > idle_timeout {
                     // Nobody answers: the network is gone. Closing is a courtesy.
                     return ending(close::GOING_AWAY, "Idle timeout");
+                }
+                // A minimum raised, or maintenance started, since the socket opened.
+                if let Err(refusal) = hooks.gate.check(executor_client) {
+                    let (code, reason) = gate::close_frame(&refusal);
+                    return ending(code, reason);
                 }
                 // A device signed out on another replica: the gate's answer (cached for
                 // `auth.revocation_cache_seconds`) catches it within one ping interval.
