@@ -121,6 +121,13 @@ pub enum ConfigError {
     OutOfRange(String),
 }
 
+/// Environment keys (after `BFF_`) whose values are taken as text, never parsed as numbers.
+fn is_raw_string(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.starts_with("versions__")
+        && (key.ends_with("__minimum") || key.ends_with("__recommended") || key.ends_with("__store_url"))
+}
+
 impl Settings {
     /// The sections the kernel reads.
     pub fn kernel(&self) -> KernelSettings {
@@ -154,8 +161,17 @@ impl Settings {
         let env = Env::prefixed("BFF_")
             .split("__")
             .lowercase(true)
-            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"));
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_") && !is_raw_string(key.as_str()));
         figment = figment.merge(env);
+        // Versions stay text: `BFF_VERSIONS__IOS__MINIMUM=2.10` is 2.10, not the float 2.1.
+        for (key, value) in std::env::vars() {
+            if let Some(rest) = key.strip_prefix("BFF_")
+                && is_raw_string(rest)
+            {
+                let path = rest.to_ascii_lowercase().replace("__", ".");
+                figment = figment.merge(Serialized::default(&path, value));
+            }
+        }
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)

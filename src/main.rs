@@ -1,5 +1,5 @@
 //! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token`, `tokens`, `schema`,
-//! `documents` and `example-upstream`.
+//! `documents`, `versions`, `maintenance` and `example-upstream`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -9,6 +9,7 @@ use mobile_bff::{
     app::App,
     config::Settings,
     dev::seed,
+    flags,
     kernel::{db::Db, documents::DocumentStore, infra::metrics::Metrics},
     schema, server,
 };
@@ -82,6 +83,53 @@ enum Command {
         #[command(subcommand)]
         command: DocumentsCommand,
     },
+    /// Minimum and recommended app versions per platform (every replica picks a change up
+    /// within `versions.refresh_seconds`).
+    Versions {
+        #[command(subcommand)]
+        command: VersionsCommand,
+    },
+    /// Maintenance mode: every operation but `bootstrap` answers 503 `MAINTENANCE`.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VersionsCommand {
+    /// Print every platform's versions and store URL, and maintenance.
+    List,
+    /// Store a platform's versions; options left out keep their value, `none` clears one.
+    Set {
+        /// `ios`, `android` or `web`.
+        #[arg(long)]
+        platform: String,
+        /// Oldest version served (`2.0.0`, `2.0.0 (512)`); older apps get 426.
+        #[arg(long)]
+        minimum: Option<String>,
+        /// Older apps are told to update (`SOFT`).
+        #[arg(long)]
+        recommended: Option<String>,
+        /// Where the app is updated.
+        #[arg(long)]
+        store_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Start maintenance.
+    On {
+        /// What apps show their users.
+        #[arg(long)]
+        message: String,
+        /// Announced end (RFC 3339, e.g. 2026-12-01T06:00:00Z); maintenance ends by itself then.
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// End maintenance.
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +278,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = DocumentStore::new(db, redis, settings.persisted.clone());
             let report = store.import(&bytes, app_version.as_deref()).await?;
             println!("imported {} operations from {}", report.imported, file.display());
+        }
+        Command::Versions { command } => {
+            let db = open_db(&settings).await?;
+            let policy = match command {
+                VersionsCommand::List => flags::admin::current_policy(&db, &settings.versions).await?,
+                VersionsCommand::Set { platform, minimum, recommended, store_url } => {
+                    let platform = flags::admin::parse_platform(&platform)?;
+                    let change = flags::admin::VersionChange { minimum, recommended, store_url };
+                    flags::admin::set_versions(&db, &settings.versions, platform, change).await?
+                }
+            };
+            print!("{}", flags::admin::describe(&policy));
+        }
+        Command::Maintenance { command } => {
+            let db = open_db(&settings).await?;
+            let on = match command {
+                MaintenanceCommand::On { message, until } => Some((message, until)),
+                MaintenanceCommand::Off => None,
+            };
+            let policy = flags::admin::set_maintenance(&db, &settings.versions, on).await?;
+            print!("{}", flags::admin::describe(&policy));
         }
         Command::ExampleUpstream { listen, latency_ms } => {
             let db = open_db(&settings).await?;

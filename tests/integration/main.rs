@@ -17,4 +17,5 @@ mod rate_limits;
 mod realtime;
 mod transport;
 mod upstreams;
+mod versions;
 mod websocket;
