@@ -17,7 +17,10 @@ pub async fn load(
 }
 
 /// Stores one platform's versions (replacing its row).
-pub async fn upsert_platform(conn: &impl ConnectionTrait, row: app_version_policy::Model) -> Result<(), sea_orm::DbErr> {
+pub async fn upsert_platform(
+    conn: &impl ConnectionTrait,
+    row: app_version_policy::Model,
+) -> Result<(), sea_orm::DbErr> {
     use app_version_policy::Column;
     app_version_policy::Entity::insert(app_version_policy::ActiveModel {
         platform: Set(row.platform),

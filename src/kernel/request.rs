@@ -100,13 +100,11 @@ impl AppVersion {
             None => (core, None),
         };
         let mut parts = [0u64; 3];
-        let mut count = 0;
-        for part in numbers.split('.') {
+        for (count, part) in numbers.split('.').enumerate() {
             if count == 3 || part.is_empty() || part.len() > 9 || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             parts[count] = part.parse().ok()?;
-            count += 1;
         }
         let mut version = semver::Version::new(parts[0], parts[1], parts[2]);
         if let Some(pre) = pre {
@@ -222,8 +220,23 @@ mod tests {
         assert_eq!(v("1.2.3+sha.abc").as_deref(), Some("1.2.3"));
         assert_eq!(v("2.0.0-beta.1").as_deref(), Some("2.0.0-beta.1"));
         for garbage in [
-            "", "abc", "1..2", "1.2.3.4", "1.2.x", "-1.2", "1.2.3 (abc)", "1.2.3 (", "99999999999.0", "1.2.3-",
-            "1.2.3-be ta", "((((", "1.2.3 (456", "٣.٤", "1.2.3 (99999999999999999999)", "NaN", ".1.2",
+            "",
+            "abc",
+            "1..2",
+            "1.2.3.4",
+            "1.2.x",
+            "-1.2",
+            "1.2.3 (abc)",
+            "1.2.3 (",
+            "99999999999.0",
+            "1.2.3-",
+            "1.2.3-be ta",
+            "((((",
+            "1.2.3 (456",
+            "٣.٤",
+            "1.2.3 (99999999999999999999)",
+            "NaN",
+            ".1.2",
         ] {
             assert_eq!(AppVersion::parse(garbage), None, "{garbage:?}");
         }

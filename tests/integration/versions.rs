@@ -218,7 +218,8 @@ async fn device_matrix_over_http_426_exactly_below_the_minimum_and_the_bootstrap
     let (status, _, body) = post_as(&server, old, &json!([{ "query": "{ b: bootstrap { serverTime } }" }])).await;
     assert_eq!(status, 200, "a batch of bootstraps: {body}");
     // Errors from other layers (404, 401) carry the header too.
-    let response = server.client.get(format!("{}/nope", server.base)).headers(headers_of(old)).send().await.expect("404");
+    let response =
+        server.client.get(format!("{}/nope", server.base)).headers(headers_of(old)).send().await.expect("404");
     assert_eq!(response.status().as_u16(), 404);
     assert_eq!(min_header(response.headers()), Some("2.0.0 (100)"));
     server.stop().await;
@@ -344,9 +345,13 @@ async fn device_matrix_over_websocket_and_sse() {
     let mut open = ws_connect(&server, &web, &alice).await;
     assert_eq!(ws_next(&mut open).await["type"], "connection_ack");
     let settings = &server.app().settings.versions;
-    mobile_bff::flags::admin::set_maintenance(&server.app().db, settings, Some(("Upgrading the database".into(), None)))
-        .await
-        .expect("maintenance on");
+    mobile_bff::flags::admin::set_maintenance(
+        &server.app().db,
+        settings,
+        Some(("Upgrading the database".into(), None)),
+    )
+    .await
+    .expect("maintenance on");
     server.app().versions.reload(server.app().db.conn()).await.expect("reload");
     assert_eq!(ws_next(&mut open).await, json!({ "close": 1013 }));
     let mut ws = ws_connect(&server, &web, &alice).await;
@@ -564,9 +569,14 @@ async fn the_bootstrap_as_a_persisted_get_revalidates_with_304_until_the_policy_
     // A new recommended version changes the bootstrap: the old ETag no longer matches.
     let change = mobile_bff::flags::admin::VersionChange { recommended: Some("2.1.0".into()), ..Default::default() };
     let app = server.app();
-    mobile_bff::flags::admin::set_versions(&app.db, &app.settings.versions, mobile_bff::kernel::request::Platform::Ios, change)
-        .await
-        .expect("set");
+    mobile_bff::flags::admin::set_versions(
+        &app.db,
+        &app.settings.versions,
+        mobile_bff::kernel::request::Platform::Ios,
+        change,
+    )
+    .await
+    .expect("set");
     app.versions.reload(app.db.conn()).await.expect("reload");
     let changed = get(Some(etag.clone())).await.expect("GET");
     assert_eq!(changed.status(), 200);

@@ -28,6 +28,7 @@ use crate::kernel::{
         ordering::order_response,
         pipeline::{Admitted, Caller},
     },
+    hooks::Refusal,
     http::{
         HttpState,
         auth::authenticate,
@@ -37,7 +38,6 @@ use crate::kernel::{
         observe::{ClientIp, OperationLabel, RawBodyBytes, RawRequestBytes, RequestId},
         wire::{self, WireRequest},
     },
-    hooks::Refusal,
     infra::trace::TraceContext,
     request::{ClientInfo, Viewer},
 };

@@ -114,10 +114,6 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
                 .chain(client_headers)
                 .collect::<Vec<_>>(),
         )
-        .expose_headers([
-            HeaderName::from_static("x-request-id"),
-            gate::X_MIN_APP_VERSION,
-            header::RETRY_AFTER,
-        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), gate::X_MIN_APP_VERSION, header::RETRY_AFTER])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -80,8 +80,10 @@ pub fn client_info(headers: &HeaderMap) -> ClientInfo {
     let app_build = header(headers, &X_APP_BUILD)
         .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
         .map(str::to_owned);
-    let header_build =
-        app_build.as_deref().filter(|b| b.len() <= 18 && b.bytes().all(|c| c.is_ascii_digit())).and_then(|b| b.parse().ok());
+    let header_build = app_build
+        .as_deref()
+        .filter(|b| b.len() <= 18 && b.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|b| b.parse().ok());
     let (app_version, version_build) = match version {
         Some(AppVersion { version, build }) => (Some(version), build),
         None => (None, None),
