@@ -4,8 +4,10 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
+use crate::app::app;
 use crate::auth::entities::device;
 use crate::kernel::hooks::FieldBudget;
+use crate::social::loaders::loaders;
 use crate::{
     auth::{
         DeviceInfo, TokenPair, accounts, biometric, devices, events,
@@ -19,7 +21,7 @@ use crate::{
 };
 use crate::{
     kernel::graphql::{
-        context::{app, loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error, rate_limited},
         ids::{self, NodeType},
         pagination::{ListKind, PageArgs, connection, connection_complexity},

@@ -12,6 +12,7 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, stream::BoxStream};
 
+use crate::app::app;
 use crate::realtime::{
     activity::{Activity, PostActivityRecord},
     entities::user_event,
@@ -19,9 +20,10 @@ use crate::realtime::{
     presence::Status,
     stream::{self, Item},
 };
+use crate::social::loaders::loaders;
 use crate::{
     kernel::graphql::{
-        context::{app, loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, loader_error, resync_required},
         ids::{self, NodeType},
     },

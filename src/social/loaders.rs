@@ -322,3 +322,9 @@ impl Loaders {
         self.link_previews.clear::<String>();
     }
 }
+
+/// The social loaders of a resolver's operation.
+pub fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    crate::kernel::graphql::context::lazy_data::<Loaders>(ctx)
+        .ok_or_else(|| crate::kernel::graphql::context::missing("loaders"))
+}
