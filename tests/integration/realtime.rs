@@ -537,3 +537,82 @@ async fn signing_out_on_one_replica_closes_the_devices_stream_on_another_at_once
     drop((a, b));
     database.destroy().await;
 }
+
+/// The body of an SSE response read until `until` appears in it or the stream ends (bounded).
+async fn sse_text_until(response: &mut reqwest::Response, text: &mut String, until: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains(until) {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => return,
+            Err(_) => panic!("no {until:?} in time: {text}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sse_backoff_hints_are_machine_readable() {
+    let server = TestServer::start_with(6, |s| s.realtime.max_connections_per_user = 1).await;
+    let bob = server.token("bob").await;
+    // EventSource opens GET streams: the first field is the reconnect delay.
+    let url = format!("{}/graphql/sse", server.base);
+    let mut open = server
+        .client
+        .get(&url)
+        .query(&[("query", EVENTS)])
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(open.status(), 200);
+    let mut text = String::new();
+    sse_text_until(&mut open, &mut text, "\n\n").await;
+    assert!(text.starts_with("retry: 1000\n"), "{text:?}");
+
+    // Over the connection limit: 429 with the wait in the header and in the error.
+    let refused = server
+        .client
+        .post(&url)
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfterSeconds"], 30);
+
+    // Shutdown: the GET stream's last field is a fresh reconnect delay (0–2 s), no `complete`.
+    let stopping = tokio::spawn(server.stop());
+    let before = text.len();
+    sse_text_until(&mut open, &mut text, "\u{0}never").await;
+    stopping.await.expect("stopped");
+    let tail = &text[before..];
+    let retry = tail.lines().filter_map(|l| l.strip_prefix("retry: ")).last().expect("a retry field at shutdown");
+    assert!(retry.parse::<u64>().is_ok_and(|ms| ms <= 2000), "{tail:?}");
+    assert!(!tail.contains("event: complete"), "{tail:?}");
+}
+
+#[tokio::test]
+async fn sse_post_streams_carry_no_retry_field_for_fetch_clients() {
+    // graphql-sse (npm) refuses a `retry:` field: POST streams, which it opens, have none.
+    let server = TestServer::start(6).await;
+    let bob = server.token("bob").await;
+    let mut response = server
+        .client
+        .post(format!("{}/graphql/sse", server.base))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("sse");
+    let mut text = String::new();
+    sse_text_until(&mut response, &mut text, "event: complete").await;
+    assert!(text.contains("event: next") && !text.contains("retry:"), "{text:?}");
+    server.stop().await;
+}

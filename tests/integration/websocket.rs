@@ -127,7 +127,11 @@ async fn refusals_have_close_codes() {
     init(&mut first, &bob).await;
     let mut second = connect(&server, "graphql-transport-ws").await;
     send(&mut second, json!({ "type": "connection_init", "payload": { "token": bob } })).await;
-    assert_eq!(next(&mut second).await["close"], 4429);
+    let refused = next(&mut second).await;
+    assert_eq!(refused["close"], 4429);
+    // The close reason is JSON with the backoff (docs/realtime.md).
+    let reason: Value = serde_json::from_str(refused["reason"].as_str().expect("reason")).expect("JSON reason");
+    assert_eq!((reason["code"].as_str(), reason["retryAfterSeconds"].as_u64()), (Some("RATE_LIMITED"), Some(30)));
     // One subscription per connection here: the second gets an error and completes.
     send(&mut first, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
     send(&mut first, json!({ "id": "2", "type": "subscribe", "payload": { "query": EVENTS } })).await;
