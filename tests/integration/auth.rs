@@ -98,7 +98,11 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(status_with(&server, rotated["data"]["refreshTokens"]["accessToken"].as_str().expect("a")).await, 200);
 
     // The old token again (no grace): theft. The family dies, including the new token.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // (Once the clock has moved past the rotation: with no grace, "later" is any later instant.)
+    let rotated_at = chrono::Utc::now();
+    while chrono::Utc::now() <= rotated_at + chrono::Duration::milliseconds(1) {
+        tokio::task::yield_now().await;
+    }
     assert_eq!(code(&refresh(&server, &old, Some(PHONE)).await), "UNAUTHENTICATED");
     assert_eq!(code(&refresh(&server, &new, Some(PHONE)).await), "UNAUTHENTICATED", "family revoked");
     let access = rotated["data"]["refreshTokens"]["accessToken"].as_str().expect("a");

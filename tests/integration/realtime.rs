@@ -102,7 +102,7 @@ async fn a_waiting_poll_returns_when_an_event_arrives() {
     let conversation = alice_and_bob(&server, &alice).await;
     let waiting = server.data(POLL, json!({ "a": 0, "w": 25 }), Some(&bob));
     let sending = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.wait_for_metric("bff_live_polls_waiting", |n| n >= 1.0).await;
         send_many(&server, &alice, &conversation, "wake", 1).await;
     };
     let (polled, ()) = tokio::join!(waiting, sending);
@@ -135,8 +135,18 @@ async fn presence_changes_reach_contacts_and_silence_turns_offline() {
     let bob_id = server.data("{ user(handle: \"bob\") { id } }", json!({}), None).await["user"]["id"].clone();
     let presence = "query($ids: [ID!]!) { presence(userIds: $ids) { status } }";
     assert_eq!(server.data(presence, json!({ "ids": [bob_id] }), Some(&alice)).await["presence"][0]["status"], "AWAY");
-    // After the grace period without a sign of life, the sweep turns bob offline once.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // After the grace period without a sign of life, the sweep turns bob offline — once,
+    // however many sweeps run.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        server.app().presence.tick().await.expect("tick");
+        let now = server.data(presence, json!({ "ids": [bob_id] }), Some(&alice)).await;
+        if now["presence"][0]["status"] == "OFFLINE" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "bob never went offline: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.app().presence.tick().await.expect("tick");
     server.app().presence.tick().await.expect("tick");
     let polled = server.data(POLL, json!({ "a": 0 }), Some(&alice)).await["pollEvents"]["events"].clone();
@@ -614,5 +624,47 @@ async fn sse_post_streams_carry_no_retry_field_for_fetch_clients() {
     let mut text = String::new();
     sse_text_until(&mut response, &mut text, "event: complete").await;
     assert!(text.contains("event: next") && !text.contains("retry:"), "{text:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_waiting_polls_within_the_grace() {
+    let server = TestServer::start(6).await;
+    let bob = server.token("bob").await;
+    let (client, base) = (server.client.clone(), server.base.clone());
+    // A long-poll that would outlast the shutdown grace (2 s here) by far.
+    let waiting = tokio::spawn(async move {
+        let response = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&bob)
+            .json(&json!({ "query": POLL, "variables": { "a": 0, "w": 30 } }))
+            .send()
+            .await
+            .expect("the poll is answered, not cut");
+        (response.status().as_u16(), response.json::<Value>().await.expect("json"))
+    });
+    server.wait_for_metric("bff_live_polls_waiting", |n| n >= 1.0).await;
+    let stopping = tokio::spawn(server.stop());
+    // The waiting poll answers with what it has (nothing new): the client polls again elsewhere.
+    let (status, polled) = waiting.await.expect("poll task");
+    assert_eq!(status, 200, "{polled}");
+    assert!(polled.get("errors").is_none(), "{polled}");
+    assert_eq!(polled["data"]["pollEvents"]["events"], json!([]));
+    assert_eq!(polled["data"]["pollEvents"]["nextAfterSeq"], 0);
+    stopping.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn readiness_says_draining_once_the_server_is_closing() {
+    let server = TestServer::start(0).await;
+    let ready = server.client.get(format!("{}/readyz", server.base)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    // The first step of a shutdown: a balancer polling /readyz stops sending new work.
+    server.app().closing.send_replace(true);
+    let ready = server.client.get(format!("{}/readyz", server.base)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.headers()["retry-after"], "5");
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!((body["status"].as_str(), body["retryAfterSeconds"].as_u64()), (Some("draining"), Some(5)));
     server.stop().await;
 }
