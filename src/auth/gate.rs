@@ -52,9 +52,9 @@ impl DeviceGate {
             return Ok(answer);
         }
         let row = device::Entity::find_by_id(id).one(self.db.conn()).await?;
-        let answer = row.filter(|d| d.user_id == user_id && d.revoked_at.is_none()).map(|d| SignedIn {
-            client_device_id: uuid::Uuid::parse_str(&d.client_device_id).ok(),
-        });
+        let answer = row
+            .filter(|d| d.user_id == user_id && d.revoked_at.is_none())
+            .map(|d| SignedIn { client_device_id: uuid::Uuid::parse_str(&d.client_device_id).ok() });
         self.signed_in.insert(id, answer);
         Ok(answer)
     }

@@ -428,11 +428,19 @@ impl AuthMutation {
     /// Exchanges a refresh token for a new pair (the old one stops working).
     async fn refresh_tokens(&self, ctx: &Context<'_>, input: RefreshInput) -> async_graphql::Result<AuthPayload> {
         let app = app(ctx)?;
-        let header = ctx.data::<crate::kernel::request::ClientInfo>().ok().and_then(|c| c.device_id).map(|d| d.to_string());
+        let header =
+            ctx.data::<crate::kernel::request::ClientInfo>().ok().and_then(|c| c.device_id).map(|d| d.to_string());
         let device = input.client_device_id.or(header).unwrap_or_default();
-        match sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, &input.refresh_token, &device)
-            .await
-            .api()?
+        match sessions::refresh(
+            &app.db,
+            &app.keys,
+            &app.settings.auth,
+            &app.recent_pairs,
+            &input.refresh_token,
+            &device,
+        )
+        .await
+        .api()?
         {
             Ok(pair) => Ok(pair.into()),
             Err(refusal) => {

@@ -169,7 +169,10 @@ async fn logout_ends_the_current_session() {
     let access = phone["accessToken"].as_str().expect("access");
     assert_eq!(server.data("mutation { logout }", json!({}), Some(access)).await["logout"], true);
     assert_eq!(status_with(&server, access).await, 401);
-    assert_eq!(code(&refresh(&server, phone["refreshToken"].as_str().expect("r"), Some(PHONE)).await), "UNAUTHENTICATED");
+    assert_eq!(
+        code(&refresh(&server, phone["refreshToken"].as_str().expect("r"), Some(PHONE)).await),
+        "UNAUTHENTICATED"
+    );
     // Logging in again on the same device starts a new session.
     let again = login(&server, "dana@example.com", "correct horse battery", PHONE).await;
     let access = again["data"]["login"]["accessToken"].as_str().expect("access");
@@ -202,11 +205,7 @@ async fn a_refresh_token_presented_without_its_device_is_refused() {
 }
 
 /// Starts a server on `database` with its keys in `dir` (`previous`: retired keys).
-async fn server_on(
-    dir: &std::path::Path,
-    database: &str,
-    previous: Vec<String>,
-) -> mobile_bff::server::RunningServer {
+async fn server_on(dir: &std::path::Path, database: &str, previous: Vec<String>) -> mobile_bff::server::RunningServer {
     let mut settings = crate::common::settings(dir, database);
     settings.auth.refresh_grace_seconds = 120;
     settings.auth.previous_keys_pem = previous.into_iter().map(mobile_bff::config::Secret::new).collect();

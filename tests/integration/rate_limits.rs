@@ -125,6 +125,8 @@ async fn replica(redis_url: &str) -> Replica {
         .env("BFF_TRUST_FORWARDED_FOR", "true")
         .env("BFF_RATE_LIMITS__LOGIN_IP__PER_MINUTE", "6")
         .env("BFF_RATE_LIMITS__LOGIN_IP__BURST", "4")
+        .env("BFF_RATE_LIMITS__QUERY_IP__PER_MINUTE", "6")
+        .env("BFF_RATE_LIMITS__QUERY_IP__BURST", "3")
         .env("BFF_LOG", "warn")
         .spawn()
         .expect("spawn mobile-bff");
@@ -163,6 +165,25 @@ async fn two_replica_processes_share_one_budget_through_redis() {
         statuses.push(response.status().as_u16());
     }
     assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429], "4 in total across both processes");
+
+    // Queries spend several keys at once (IP, client) in one script: a random device id per
+    // request, alternating replicas, still spends the one IP budget.
+    let ip =
+        format!("198.18.{}.{}", uuid::Uuid::new_v4().as_bytes()[0], (uuid::Uuid::new_v4().as_bytes()[1] % 250) + 1);
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let response = client
+            .post(format!("{base}/graphql"))
+            .header("x-forwarded-for", &ip)
+            .header("x-device-id", random_device())
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429], "3 in total across both processes");
 }
 
 const PHONE: &str = "0f8e3a52-9a55-4c1e-9d8e-2f1a3c4b5d6e";

@@ -602,7 +602,7 @@ async fn sse_backoff_hints_are_machine_readable() {
     sse_text_until(&mut open, &mut text, "\u{0}never").await;
     stopping.await.expect("stopped");
     let tail = &text[before..];
-    let retry = tail.lines().filter_map(|l| l.strip_prefix("retry: ")).last().expect("a retry field at shutdown");
+    let retry = tail.lines().filter_map(|l| l.strip_prefix("retry: ")).next_back().expect("a retry field at shutdown");
     assert!(retry.parse::<u64>().is_ok_and(|ms| ms <= 2000), "{tail:?}");
     assert!(!tail.contains("event: complete"), "{tail:?}");
 }

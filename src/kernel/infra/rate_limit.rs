@@ -210,8 +210,13 @@ impl RateLimiter {
         Ok(())
     }
 
-    async fn check_shared(&self, redis: &Redis, keys: &[(Limit, String)]) -> redis::RedisResult<Result<(), RetryAfter>> {
-        let redis_keys: Vec<String> = keys.iter().map(|(limit, key)| format!("bff:rl:{}:{key}", limit.name())).collect();
+    async fn check_shared(
+        &self,
+        redis: &Redis,
+        keys: &[(Limit, String)],
+    ) -> redis::RedisResult<Result<(), RetryAfter>> {
+        let redis_keys: Vec<String> =
+            keys.iter().map(|(limit, key)| format!("bff:rl:{}:{key}", limit.name())).collect();
         let names: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
         let args: Vec<u64> = keys
             .iter()
