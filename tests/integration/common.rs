@@ -10,11 +10,12 @@ use mobile_bff::{
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
-/// A fresh database for one test.
+/// A fresh database for one test. A PostgreSQL database is dropped by [`TestDatabase::destroy`]
+/// or, when the test never gets there (it failed, or returned early), when the value is dropped.
 pub struct TestDatabase {
     /// URL the server connects to.
     pub url: String,
-    /// For PostgreSQL: the admin URL and database name to drop afterwards.
+    /// For PostgreSQL: the admin URL and database name to drop afterwards (`None` once dropped).
     drop: Option<(String, String)>,
 }
 
@@ -40,14 +41,39 @@ impl TestDatabase {
     }
 
     /// Drops the PostgreSQL database (no-op for SQLite, whose temp dir is removed).
-    pub async fn destroy(self) {
-        if let Some((admin, name)) = self.drop
-            && let Ok(conn) = Database::connect(&admin).await
-        {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql)).await;
-            conn.close().await.ok();
+    pub async fn destroy(mut self) {
+        if let Some((admin, name)) = self.drop.take() {
+            drop_database(&admin, &name).await;
         }
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Drops a database [`TestDatabase::destroy`] did not, also while a failed test unwinds.
+    /// The caller may be on a runtime (a `#[tokio::test]`, possibly shutting down), so the drop
+    /// runs on its own thread with its own runtime, and is waited for so the database is gone
+    /// before the test process exits. Never panics: a failure leaves the database behind.
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.drop.take() else { return };
+        let dropper = std::thread::Builder::new().name("drop-test-database".into()).spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(30), drop_database(&admin, &name)).await;
+            });
+        });
+        if let Ok(dropper) = dropper {
+            let _ = dropper.join();
+        }
+    }
+}
+
+/// `DROP DATABASE … WITH (FORCE)`: ends the connections still open to it (a server that was
+/// not shut down) first. Errors are ignored; this is clean-up.
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(conn) = Database::connect(admin).await {
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let _ = conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql)).await;
+        conn.close().await.ok();
     }
 }
 

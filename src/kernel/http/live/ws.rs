@@ -208,9 +208,8 @@ async fn serve(
 }
 
 // One-off steps (authentication, presence, the revocation check, closing) are awaited through
-// `Box::pin`: the connection's task is as large as the largest future it awaits inline, and
-// 10 000 idle sockets should not each carry room for a database query they ran once (massif:
-// the task was ~7.9 KB per connection before).
+// `Box::pin`: a connection's task is as large as the largest future it awaits inline, and an
+// idle socket must not keep room for futures it ran once.
 async fn run(
     state: &HttpState,
     socket: &mut WebSocket,
