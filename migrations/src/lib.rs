@@ -15,6 +15,7 @@ mod m20261125_000005_biometrics;
 mod m20261125_000006_oauth;
 mod m20261125_000007_messaging;
 mod m20261125_000008_events;
+mod m20261203_000001_refresh_successor_keys;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_oauth::Migration),
             Box::new(m20261125_000007_messaging::Migration),
             Box::new(m20261125_000008_events::Migration),
+            Box::new(m20261203_000001_refresh_successor_keys::Migration),
         ]
     }
 }

@@ -267,7 +267,9 @@ pub struct LoginInput {
 pub struct RefreshInput {
     /// The current refresh token.
     pub refresh_token: String,
-    /// The device presenting it (recommended: a token of another device is refused).
+    /// The device presenting it: the `clientDeviceId` it signed in with (else its
+    /// `X-Device-Id` header). Required one way or the other: a token presented without its
+    /// device, or by another device, is refused.
     pub client_device_id: Option<String>,
 }
 
@@ -428,10 +430,19 @@ impl AuthMutation {
     /// Exchanges a refresh token for a new pair (the old one stops working).
     async fn refresh_tokens(&self, ctx: &Context<'_>, input: RefreshInput) -> async_graphql::Result<AuthPayload> {
         let app = app(ctx)?;
-        let device = input.client_device_id.as_deref();
-        match sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, &input.refresh_token, device)
-            .await
-            .api()?
+        let header =
+            ctx.data::<crate::kernel::request::ClientInfo>().ok().and_then(|c| c.device_id).map(|d| d.to_string());
+        let device = input.client_device_id.or(header).unwrap_or_default();
+        match sessions::refresh(
+            &app.db,
+            &app.keys,
+            &app.settings.auth,
+            &app.recent_pairs,
+            &input.refresh_token,
+            &device,
+        )
+        .await
+        .api()?
         {
             Ok(pair) => Ok(pair.into()),
             Err(refusal) => {

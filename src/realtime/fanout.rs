@@ -304,6 +304,7 @@ impl Fanout {
             join.start = handle.start(after);
             match handle.control.send(Control::Join(join)) {
                 Ok(()) => {
+                    self.app.metrics.live.feed_joins.inc();
                     return Membership { id, results, flags, control: Some(handle.control.clone()) };
                 }
                 Err(mpsc::error::SendError(Control::Join(returned))) => {

@@ -183,6 +183,31 @@ impl TestServer {
             .expect("statement counter present")
     }
 
+    /// The value of the metric line starting with `series` (name and labels, e.g.
+    /// `bff_live_polls_waiting` or `bff_live_connections{transport="ws"}`); 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits (bounded: 10 s, then panics) until `series` satisfies `ok`; returns its value.
+    /// For a condition the server reaches asynchronously (a subscription joined, a poll
+    /// waiting, a socket dropped), instead of sleeping and hoping.
+    pub async fn wait_for_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(series).await;
+            if ok(value) {
+                return value;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{series} never got there (last {value})");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics").text().await.expect("text")

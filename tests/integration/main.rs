@@ -13,6 +13,7 @@ mod bad_input;
 mod biometric;
 mod cli;
 mod connections;
+mod draining;
 mod feed;
 mod graphql_errors;
 mod http;
