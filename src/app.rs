@@ -147,3 +147,8 @@ impl App {
         format!("{}/media/{key}", self.settings.public_base_url.trim_end_matches('/'))
     }
 }
+
+/// The application state of a resolver's request.
+pub fn app<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Arc<App>> {
+    ctx.data::<Arc<App>>().map_err(|_| crate::kernel::graphql::context::missing("app"))
+}

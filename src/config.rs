@@ -4,7 +4,13 @@
 //! sections are reached from the environment with a double underscore
 //! (`BFF_LIMITS__MAX_DEPTH=12`). Unknown keys are rejected at start so that a typo never
 //! silently falls back to a default, and secrets are wrapped in [`Secret`], whose `Debug`
-//! output is redacted so they can never reach a log line.
+//! output is redacted so they can never reach a log line. `BFF_CONFIG` names the TOML file
+//! (like `--config`) and is not itself a setting.
+//!
+//! `profile = "production"` (`BFF_PROFILE`) changes the defaults an operator forgets: no
+//! playground, no open introspection, trusted documents only — each unless configured
+//! explicitly in the file or the environment ([`Settings::load`]). A production-looking
+//! deployment still on the development profile is named by [`Settings::production_warnings`].
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -22,10 +28,26 @@ pub use crate::{
     },
 };
 
+/// Which defaults apply.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Playground, open introspection and any operation: what `cargo run` wants.
+    #[default]
+    Development,
+    /// Playground off, introspection off, `persisted.mode = "trusted"`, unless configured.
+    Production,
+}
+
+/// The settings (figment keys) the production profile changes when they are not configured.
+const PRODUCTION_DEFAULTS: [&str; 3] = ["playground.enabled", "persisted.allow_introspection", "persisted.mode"];
+
 /// The whole configuration of one `mobile-bff` process.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// `development` (default) or `production` (`BFF_PROFILE`): see [`Profile`].
+    pub profile: Profile,
     /// Address the HTTP server binds (`BFF_LISTEN`); port 0 picks a free port.
     pub listen: SocketAddr,
     /// Directory for the SQLite file, generated keys and local media (`BFF_DATA_DIR`).
@@ -81,6 +103,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            profile: Profile::Development,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             database_url: Secret::new("sqlite://data/mobile-bff.db?mode=rwc"),
@@ -151,30 +174,86 @@ impl Settings {
         }
     }
 
-    /// Loads defaults, then the TOML file (when given), then `BFF_*` variables.
+    /// Loads defaults, then the TOML file (when given), then `BFF_*` variables; then the
+    /// profile's defaults for what neither the file nor the environment set.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        // What the operator configured, without the defaults: the profile fills the rest.
+        let mut configured = Figment::new();
         if let Some(path) = file {
-            figment = figment.merge(Toml::file_exact(path));
+            configured = configured.merge(Toml::file_exact(path));
         }
-        // `BFF_TEST_*` variables belong to the test harness, not to the server.
-        let env = Env::prefixed("BFF_")
-            .split("__")
-            .lowercase(true)
-            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_") && !is_raw_string(key.as_str()));
-        figment = figment.merge(env);
+        // `BFF_CONFIG` is the file's name (read by the CLI, like `--config`) and `BFF_TEST_*`
+        // variables belong to the test harness: neither is a setting.
+        let env = Env::prefixed("BFF_").split("__").lowercase(true).filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "config" && !key.starts_with("test_") && !is_raw_string(&key)
+        });
+        configured = configured.merge(env);
         // Versions stay text: `BFF_VERSIONS__IOS__MINIMUM=2.10` is 2.10, not the float 2.1.
         for (key, value) in std::env::vars() {
             if let Some(rest) = key.strip_prefix("BFF_")
                 && is_raw_string(rest)
             {
                 let path = rest.to_ascii_lowercase().replace("__", ".");
-                figment = figment.merge(Serialized::default(&path, value));
+                configured = configured.merge(Serialized::default(&path, value));
             }
         }
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let figment = Figment::from(Serialized::defaults(Settings::default())).merge(configured.clone());
+        let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.apply_profile(|key| configured.contains(key));
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Applies the profile's defaults to each setting `configured` says was not set.
+    pub fn apply_profile(&mut self, configured: impl Fn(&str) -> bool) {
+        if self.profile != Profile::Production {
+            return;
+        }
+        for key in PRODUCTION_DEFAULTS.into_iter().filter(|key| !configured(key)) {
+            match key {
+                "playground.enabled" => self.playground.enabled = false,
+                "persisted.allow_introspection" => self.persisted.allow_introspection = Some(false),
+                _ => self.persisted.mode = PersistedMode::Trusted,
+            }
+        }
+    }
+
+    /// Why this configuration looks like a production deployment running the development
+    /// profile's defaults (empty when it does not): logged as warnings at start.
+    pub fn production_warnings(&self) -> Vec<String> {
+        if self.profile == Profile::Production {
+            return Vec::new();
+        }
+        let mut looks = Vec::new();
+        if self.is_postgres() {
+            looks.push("the database is PostgreSQL".to_owned());
+        }
+        if !self.listen.ip().is_loopback() {
+            looks.push(format!("it listens on {}, not a loopback address", self.listen));
+        }
+        if looks.is_empty() {
+            return Vec::new();
+        }
+        let mut open = Vec::new();
+        if self.playground.enabled {
+            open.push("the playground is on");
+        }
+        if self.persisted.allow_introspection.unwrap_or(self.persisted.mode != PersistedMode::Trusted) {
+            open.push("introspection is open");
+        }
+        if self.persisted.mode == PersistedMode::Open {
+            open.push("any operation runs (persisted.mode = open)");
+        }
+        if open.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "this looks like a production deployment ({}) but runs the development defaults: {}; \
+             set profile = \"production\" (BFF_PROFILE=production) or configure these explicitly",
+            looks.join(", "),
+            open.join(", ")
+        )]
     }
 
     /// Checks ranges that serde cannot express.
@@ -247,6 +326,33 @@ mod tests {
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nlisten_port = 1\n").expect("write");
         let err = Settings::load(Some(&path)).expect_err("unknown key must fail");
         assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn the_production_profile_closes_what_is_not_configured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bff.toml");
+        std::fs::write(&path, "profile = \"production\"\n").expect("write");
+        let settings = Settings::load(Some(&path)).expect("valid file");
+        assert!(!settings.playground.enabled);
+        assert_eq!(settings.persisted.mode, PersistedMode::Trusted);
+        assert_eq!(settings.persisted.allow_introspection, Some(false));
+        assert!(settings.production_warnings().is_empty());
+
+        let explicit = "profile = \"production\"\n[playground]\nenabled = true\n[persisted]\nmode = \"open\"\n";
+        std::fs::write(&path, explicit).expect("write");
+        let settings = Settings::load(Some(&path)).expect("valid file");
+        assert!(settings.playground.enabled, "explicit settings win over the profile");
+        assert_eq!(settings.persisted.mode, PersistedMode::Open);
+        assert_eq!(settings.persisted.allow_introspection, Some(false), "not configured: still closed");
+
+        let development = Settings::default();
+        assert!(development.production_warnings().is_empty(), "loopback SQLite is not production");
+        let exposed = Settings { listen: "0.0.0.0:8080".parse().expect("addr"), ..Settings::default() };
+        let warning = exposed.production_warnings().join("");
+        assert!(warning.contains("0.0.0.0:8080") && warning.contains("playground"), "{warning}");
+        let clustered = Settings { database_url: Secret::new("postgres://db/app"), ..Settings::default() };
+        assert!(clustered.production_warnings().join("").contains("PostgreSQL"));
     }
 
     #[test]

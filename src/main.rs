@@ -219,6 +219,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&settings);
     match command {
         Command::Serve { seed, users, dev_login } => {
+            for warning in settings.production_warnings() {
+                tracing::warn!("{warning}");
+            }
             if dev_login {
                 settings.playground.dev_login = true;
             }

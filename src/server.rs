@@ -43,20 +43,24 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish (bounded by the configured
     /// grace period) and waits for the server to end.
+    ///
+    /// Closing first tells everything long-lived to finish: sockets close with "going away",
+    /// SSE streams end, waiting `pollEvents` answer at once, `/readyz` says `draining`. The
+    /// background tasks (the LISTEN task that wakes subscribers for other replicas' events
+    /// among them) stop only after the requests have drained.
     pub async fn shutdown(self) {
-        // Long-lived connections first: they drain and close with "going away".
         self.app.closing.send_replace(true);
         let _ = self.shutdown.send(true);
         let grace = Duration::from_secs(self.app.settings.shutdown_grace_seconds);
-        self.sweeper.abort();
-        for task in &self.realtime {
-            task.abort();
-        }
         match tokio::time::timeout(grace, self.task).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server ended with an error"),
             Ok(Err(err)) => tracing::warn!(error = %err, "server task failed"),
             Err(_) => tracing::warn!("shutdown grace period elapsed with requests in flight"),
+        }
+        self.sweeper.abort();
+        for task in &self.realtime {
+            task.abort();
         }
     }
 

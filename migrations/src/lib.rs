@@ -15,7 +15,8 @@ mod m20261125_000005_biometrics;
 mod m20261125_000006_oauth;
 mod m20261125_000007_messaging;
 mod m20261125_000008_events;
-mod m20261201_000001_versions;
+mod m20261203_000001_refresh_successor_keys;
+mod m20261203_000002_versions;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -32,7 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_oauth::Migration),
             Box::new(m20261125_000007_messaging::Migration),
             Box::new(m20261125_000008_events::Migration),
-            Box::new(m20261201_000001_versions::Migration),
+            Box::new(m20261203_000001_refresh_successor_keys::Migration),
+            Box::new(m20261203_000002_versions::Migration),
         ]
     }
 }

@@ -1,7 +1,9 @@
 //! The one bearer-token verifier: every transport (HTTP, WebSocket `connection_init` and
 //! re-auth pings, SSE) checks access tokens here — the `Bearer` scheme (any case), the
 //! signature and expiry ([`SigningKeys::verify_claims`], which returns the claims with `exp`),
-//! and that the token's device is still signed in ([`DeviceGate`]).
+//! and that the token's device is still signed in ([`DeviceGate`]). The gate's answer also
+//! carries the client device id the device registered with, so the viewer says which
+//! `X-Device-Id` really is the token's device (the rate limiter counts only that one).
 
 use std::sync::Arc;
 
@@ -41,17 +43,18 @@ impl BearerVerifier {
             tracing::debug!(error = %err, "access token refused");
             AuthFailure::Invalid
         })?;
+        let mut client_device_id = None;
         if let Some(device_id) = verified.device_id {
-            match self.0.gate.allows(verified.user_id, device_id).await {
-                Ok(true) => {}
-                Ok(false) => return Err(AuthFailure::Invalid),
+            match self.0.gate.signed_in(verified.user_id, device_id).await {
+                Ok(Some(signed_in)) => client_device_id = signed_in.client_device_id,
+                Ok(None) => return Err(AuthFailure::Invalid),
                 Err(err) => {
                     tracing::error!(error = %err, "revocation check failed");
                     return Err(AuthFailure::Internal);
                 }
             }
         }
-        let viewer = Viewer { user_id: Some(verified.user_id), device_id: verified.device_id };
+        let viewer = Viewer { user_id: Some(verified.user_id), device_id: verified.device_id, client_device_id };
         Ok(Session { viewer, expires_at: verified.expires_at })
     }
 }

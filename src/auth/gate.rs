@@ -14,10 +14,17 @@ use sea_orm::{DbErr, EntityTrait};
 
 use crate::{auth::entities::device, kernel::db::Db};
 
-/// Cached "is this device signed in" answers.
+/// A signed-in device as the gate knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The client-generated id the device registered with (what it sends as `X-Device-Id`).
+    pub client_device_id: Option<uuid::Uuid>,
+}
+
+/// Cached "is this device signed in" answers (`None`: signed out, unknown or not the user's).
 pub struct DeviceGate {
     db: Db,
-    signed_in: moka::sync::Cache<i64, bool>,
+    signed_in: moka::sync::Cache<i64, Option<SignedIn>>,
     revoked: tokio::sync::broadcast::Sender<i64>,
 }
 
@@ -36,11 +43,18 @@ impl DeviceGate {
 
     /// Whether device `id` of `user_id` exists, belongs to the user and is not revoked.
     pub async fn allows(&self, user_id: i64, id: i64) -> Result<bool, DbErr> {
+        Ok(self.signed_in(user_id, id).await?.is_some())
+    }
+
+    /// Device `id` of `user_id` when it is signed in, with its client device id.
+    pub async fn signed_in(&self, user_id: i64, id: i64) -> Result<Option<SignedIn>, DbErr> {
         if let Some(answer) = self.signed_in.get(&id) {
             return Ok(answer);
         }
         let row = device::Entity::find_by_id(id).one(self.db.conn()).await?;
-        let answer = row.is_some_and(|d| d.user_id == user_id && d.revoked_at.is_none());
+        let answer = row
+            .filter(|d| d.user_id == user_id && d.revoked_at.is_none())
+            .map(|d| SignedIn { client_device_id: uuid::Uuid::parse_str(&d.client_device_id).ok() });
         self.signed_in.insert(id, answer);
         Ok(answer)
     }

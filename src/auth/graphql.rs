@@ -4,8 +4,10 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
+use crate::app::app;
 use crate::auth::entities::device;
 use crate::kernel::hooks::FieldBudget;
+use crate::social::loaders::loaders;
 use crate::{
     auth::{
         DeviceInfo, TokenPair, accounts, biometric, devices, events,
@@ -22,7 +24,7 @@ use crate::{
 };
 use crate::{
     kernel::graphql::{
-        context::{app, loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error, rate_limited},
         ids::{self, NodeType},
         pagination::{ListKind, PageArgs, connection, connection_complexity},
@@ -268,7 +270,9 @@ pub struct LoginInput {
 pub struct RefreshInput {
     /// The current refresh token.
     pub refresh_token: String,
-    /// The device presenting it (recommended: a token of another device is refused).
+    /// The device presenting it: the `clientDeviceId` it signed in with (else its
+    /// `X-Device-Id` header). Required one way or the other: a token presented without its
+    /// device, or by another device, is refused.
     pub client_device_id: Option<String>,
 }
 
@@ -431,10 +435,19 @@ impl AuthMutation {
     /// Exchanges a refresh token for a new pair (the old one stops working).
     async fn refresh_tokens(&self, ctx: &Context<'_>, input: RefreshInput) -> async_graphql::Result<AuthPayload> {
         let app = app(ctx)?;
-        let device = input.client_device_id.as_deref();
-        match sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, &input.refresh_token, device)
-            .await
-            .api()?
+        let header =
+            ctx.data::<crate::kernel::request::ClientInfo>().ok().and_then(|c| c.device_id).map(|d| d.to_string());
+        let device = input.client_device_id.or(header).unwrap_or_default();
+        match sessions::refresh(
+            &app.db,
+            &app.keys,
+            &app.settings.auth,
+            &app.recent_pairs,
+            &input.refresh_token,
+            &device,
+        )
+        .await
+        .api()?
         {
             Ok(pair) => Ok(pair.into()),
             Err(refusal) => {

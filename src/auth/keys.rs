@@ -189,15 +189,11 @@ impl SigningKeys {
     /// The next refresh token of a family: HMAC-SHA256 of the previous one under a key derived
     /// from the signing key, so every replica derives the same successor (the grace window of
     /// concurrent refreshes relies on it) and nobody without the key can.
+    ///
+    /// Only for families started before per-family successor keys (their rows have none):
+    /// a rotation of the signing key changes this derivation, see [`successor_token`].
     pub fn next_refresh_token(&self, previous: &str) -> String {
-        use hmac::{Hmac, Mac};
-        let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(&self.refresh_key) {
-            Ok(mac) => mac,
-            // HMAC accepts keys of any length.
-            Err(_) => return String::new(),
-        };
-        mac.update(previous.as_bytes());
-        b64url(&mac.finalize().into_bytes())
+        successor_token(&self.refresh_key, previous)
     }
 
     /// Mints an access token for `user_id` valid for the configured lifetime (or `ttl`).
@@ -271,6 +267,18 @@ impl SigningKeys {
         self.verified.insert(token.to_owned(), (verified, data.claims.exp));
         Ok(verified)
     }
+}
+
+/// HMAC-SHA256 of `previous` under `key`, base64url: the next refresh token of a family.
+pub fn successor_token(key: &[u8], previous: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC accepts keys of any length.
+        Err(_) => return String::new(),
+    };
+    mac.update(previous.as_bytes());
+    b64url(&mac.finalize().into_bytes())
 }
 
 /// The `kid`, JWK and verification key of an Ed25519 public key.

@@ -24,6 +24,35 @@ use crate::{
     },
 };
 
+/// The client device id to present for an OAuth `refresh_token` grant: the session's device
+/// when `raw` belongs to a session this OAuth client opened (the code exchange recorded
+/// which device), else `None` (another client's or a native sign-in's token is refused).
+pub async fn refresh_device(
+    conn: &impl sea_orm::ConnectionTrait,
+    raw: &str,
+    client_id: &str,
+) -> Result<Option<String>, DomainError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+
+    use crate::auth::entities::{device, refresh_token};
+    let Some(row) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(sessions::token_hash(raw)))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let opened = oauth_code::Entity::find()
+        .filter(oauth_code::Column::DeviceId.eq(row.device_id))
+        .filter(oauth_code::Column::ClientId.eq(client_id))
+        .one(conn)
+        .await?;
+    if client_id.is_empty() || opened.is_none() {
+        return Ok(None);
+    }
+    Ok(device::Entity::find_by_id(row.device_id).one(conn).await?.map(|d| d.client_device_id))
+}
+
 /// An OAuth error with its RFC 6749 code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {

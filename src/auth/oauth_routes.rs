@@ -199,11 +199,18 @@ pub async fn token(State(app): State<Arc<App>>, Form(params): Form<Params>) -> R
             )
             .await
         }
-        "refresh_token" => {
-            sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, get("refresh_token"), None)
-                .await
-                .map(|r| r.map_err(|_| invalid_grant.clone()))
-        }
+        // The refresh token is bound to the device session the client's code opened: the
+        // client presents it with its `client_id` (RFC 6749 §6, public clients).
+        "refresh_token" => match oauth::refresh_device(app.db.conn(), get("refresh_token"), get("client_id")).await {
+            Ok(Some(device)) => {
+                let raw = get("refresh_token");
+                sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, raw, &device)
+                    .await
+                    .map(|r| r.map_err(|_| invalid_grant.clone()))
+            }
+            Ok(None) => Ok(Err(invalid_grant.clone())),
+            Err(err) => Err(err),
+        },
         _ => {
             return oauth_json(
                 StatusCode::BAD_REQUEST,

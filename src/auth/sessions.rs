@@ -1,9 +1,16 @@
 //! Refresh-token families: start a session, rotate on every refresh, detect reuse.
 //!
 //! The first refresh token of a family is 256 random bits; each next one is derived from the
-//! previous with the server's HMAC key (see [`SigningKeys::next_refresh_token`]). Only SHA-256
-//! hashes are stored. Rotation marks the presented token used and stores its successor:
+//! previous with the family's own successor key (256 random bits drawn when the family starts,
+//! stored with its rows: HMAC-SHA256, [`successor_token`]). The derivation does not depend on
+//! the signing key, so after a key rotation, or on replicas configured with different keys,
+//! every replica derives the same successor. Rows from before per-family keys fall back to
+//! the signing key's derivation ([`SigningKeys::next_refresh_token`]). Only SHA-256 hashes of
+//! tokens are stored; the key alone derives nothing (it needs a raw token, which is never
+//! stored). Rotation marks the presented token used and stores its successor:
 //!
+//! - the presenting device must be the token's device (`clientDeviceId`, always checked: a
+//!   stolen token presented without it is refused);
 //! - presenting a used token within `auth.refresh_grace_seconds` of its use, from the same
 //!   device, returns the same successor (two refreshes fired at once by the app both succeed);
 //! - presenting it later is reuse: the whole family (the device's session) is revoked and a
@@ -24,7 +31,7 @@ use crate::auth::{
 use crate::{
     auth::{
         entities::{device, refresh_token},
-        keys::{SigningKeys, b64url},
+        keys::{SigningKeys, b64url, successor_token},
     },
     config::AuthSettings,
     kernel::{
@@ -59,9 +66,8 @@ pub async fn start(
     user_id: i64,
     device_id: i64,
 ) -> Result<TokenPair, DomainError> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|_| DomainError::Database(sea_orm::DbErr::Custom("random source".into())))?;
-    let raw = b64url(&seed);
+    let raw = b64url(&random_bytes()?);
+    let successor_key = hex(&random_bytes()?);
     let now = db::now();
     let family_expires_at = now + days(settings.refresh_absolute_days);
     let expires_at = (now + days(settings.refresh_sliding_days)).min(family_expires_at);
@@ -76,6 +82,7 @@ pub async fn start(
         used_at: Set(None),
         replaced_by: Set(None),
         revoked_at: Set(None),
+        successor_key: Set(Some(successor_key)),
         ..Default::default()
     }
     .insert(conn)
@@ -91,9 +98,23 @@ pub async fn start(
     })
 }
 
+fn random_bytes() -> Result<[u8; 32], DomainError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|_| DomainError::Database(sea_orm::DbErr::Custom("random source".into())))?;
+    Ok(bytes)
+}
+
+/// The successor of `raw` in `row`'s family.
+fn successor_of(keys: &SigningKeys, row: &refresh_token::Model, raw: &str) -> String {
+    match &row.successor_key {
+        Some(key) => successor_token(key.as_bytes(), raw),
+        None => keys.next_refresh_token(raw),
+    }
+}
+
 /// Pairs issued by recent rotations, kept for the grace window so a concurrent refresh on this
 /// replica gets the very same pair (access token included); on another replica it gets the
-/// same refresh token (derived) and an equivalent fresh access token.
+/// same refresh token (derived with the family's key) and an equivalent fresh access token.
 pub struct RecentPairs(moka::sync::Cache<String, TokenPair>);
 
 impl RecentPairs {
@@ -121,14 +142,14 @@ pub enum Refusal {
     Reused,
 }
 
-/// Rotates `raw`; `client_device_id` is the presenting device (when the client says).
+/// Rotates `raw`, presented by the device whose client device id is `client_device_id`.
 pub async fn refresh(
     db: &Db,
     keys: &SigningKeys,
     settings: &AuthSettings,
     recent: &RecentPairs,
     raw: &str,
-    client_device_id: Option<&str>,
+    client_device_id: &str,
 ) -> Result<Result<TokenPair, Refusal>, DomainError> {
     if raw.is_empty() || raw.len() > 128 {
         return Ok(Err(Refusal::Invalid));
@@ -150,10 +171,10 @@ pub async fn refresh(
     if row.revoked_at.is_some() || device.revoked_at.is_some() || now > row.expires_at || now > row.family_expires_at {
         return Ok(Err(Refusal::Invalid));
     }
-    if client_device_id.is_some_and(|id| !id.eq_ignore_ascii_case(&device.client_device_id)) {
+    if !client_device_id.trim().eq_ignore_ascii_case(&device.client_device_id) {
         return Ok(Err(Refusal::WrongDevice));
     }
-    let successor = keys.next_refresh_token(raw);
+    let successor = successor_of(keys, &row, raw);
     if let Some(used_at) = row.used_at {
         let within_grace =
             now - used_at <= Duration::seconds(i64::try_from(settings.refresh_grace_seconds).unwrap_or(10));
@@ -202,6 +223,7 @@ pub async fn refresh(
         used_at: Set(None),
         replaced_by: Set(None),
         revoked_at: Set(None),
+        successor_key: Set(row.successor_key.clone()),
         ..Default::default()
     }
     .insert(&*tx)

@@ -14,16 +14,13 @@ use chrono::{DateTime, Utc};
 
 use super::policy::{Threshold, UpdateStatus};
 use crate::{
-    app::App,
+    app::{App, app},
     auth::graphql::CertificatePin,
     kernel::{
-        graphql::{
-            context::{app, loaders, viewer},
-            error::loader_error,
-        },
+        graphql::{context::viewer, error::loader_error},
         request::ClientInfo,
     },
-    social::types::user::User,
+    social::{loaders::loaders, types::user::User},
 };
 
 /// Reconnect backoff the transports document (docs/realtime.md): full jitter, doubling.

@@ -10,6 +10,9 @@ pub struct Viewer {
     pub user_id: Option<i64>,
     /// The device session the token belongs to (absent for development tokens).
     pub device_id: Option<i64>,
+    /// The client device id (`X-Device-Id`) that device session registered with, looked up
+    /// by the verifier: a header equal to it is the token's own device.
+    pub client_device_id: Option<uuid::Uuid>,
 }
 
 impl Viewer {

@@ -140,8 +140,9 @@ pub enum PersistedMode {
 pub struct PersistedSettings {
     /// `open` or `trusted`.
     pub mode: PersistedMode,
-    /// Allow introspection in `trusted` mode (it is always allowed in `open` mode).
-    pub allow_introspection: bool,
+    /// Allow introspection; unset: allowed in `open` mode, refused in `trusted` mode (the
+    /// `production` profile sets `false` unless configured).
+    pub allow_introspection: Option<bool>,
     /// Directory of manifests (`*.json`) imported at start.
     pub manifest_dir: Option<PathBuf>,
     /// Bytes of document text kept in memory in front of the database.
@@ -152,7 +153,7 @@ impl Default for PersistedSettings {
     fn default() -> Self {
         Self {
             mode: PersistedMode::Open,
-            allow_introspection: false,
+            allow_introspection: None,
             manifest_dir: None,
             cache_capacity: 32 * 1024 * 1024,
         }

@@ -4,14 +4,16 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, connection::Connection};
 
+use crate::app::app;
 use crate::kernel::graphql::{
-    context::{app, loaders as social_loaders, viewer},
+    context::viewer,
     error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error},
     ids::{self, NodeType},
     pagination::{ListKind, PageArgs, connection, connection_complexity},
 };
 use crate::messaging::store;
 use crate::messaging::types::{Conversation, Message, messaging_loaders};
+use crate::social::loaders::loaders as social_loaders;
 use crate::{
     kernel::{
         db::keyset::Keyset,

@@ -8,10 +8,11 @@ use async_graphql::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 
+use crate::app::app;
 use crate::messaging::loaders::{MessagePageKey, MessagingLoaders};
+use crate::social::loaders::loaders;
 use crate::{
     kernel::graphql::{
-        context::{app, loaders},
         error::{ErrorCode, api_error, loader_error},
         ids::{self, NodeType},
         pagination::DEFAULT_PAGE_SIZE,

@@ -12,6 +12,7 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, stream::BoxStream};
 
+use crate::app::app;
 use crate::realtime::{
     activity::{Activity, PostActivityRecord},
     entities::user_event,
@@ -19,9 +20,10 @@ use crate::realtime::{
     presence::Status,
     stream::{self, Item},
 };
+use crate::social::loaders::loaders;
 use crate::{
     kernel::graphql::{
-        context::{app, loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, loader_error, resync_required},
         ids::{self, NodeType},
     },
@@ -262,7 +264,8 @@ pub struct RealtimeQuery;
 impl RealtimeQuery {
     /// Long-poll fallback for networks that break WebSocket and SSE: returns at once when the
     /// viewer's log has events after `afterSeq`, otherwise waits up to `waitSeconds` (at most
-    /// 30) for the first ones. `RESYNC_REQUIRED` when `afterSeq` is older than retention.
+    /// 30) for the first ones; a server shutting down answers a waiting poll at once with what
+    /// it has (poll again). `RESYNC_REQUIRED` when `afterSeq` is older than retention.
     #[graphql(cache_control(private))]
     async fn poll_events(
         &self,
@@ -284,7 +287,8 @@ impl RealtimeQuery {
                 )
             })?;
         let limit = settings.max_events_per_poll;
-        match log::poll(&app.db, &app.bus, user, after_seq, Duration::from_secs(wait), limit).await.api()? {
+        let waiting = log::Waiting { closing: app.closing.subscribe(), gauge: app.metrics.live.polls_waiting.clone() };
+        match log::poll(&app.db, &app.bus, user, after_seq, Duration::from_secs(wait), limit, &waiting).await.api()? {
             log::Poll::Resync { latest } => Err(resync_required(latest)),
             log::Poll::Events { events, has_more } => {
                 let next_after_seq = events.last().map(|e| e.seq).unwrap_or(after_seq);

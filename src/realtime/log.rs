@@ -218,6 +218,7 @@ pub async fn poll(
     after: i64,
     wait: Duration,
     limit: usize,
+    waiting: &Waiting,
 ) -> Result<Poll, DomainError> {
     // Subscribe before reading: an event committed between the read and the wait still wakes.
     let mut wakes = bus.subscribe(user_id);
@@ -227,14 +228,20 @@ pub async fn poll(
     };
     let deadline = tokio::time::Instant::now() + wait;
     let mut events = events::after(db.conn(), user_id, after, limit + 1).await?;
-    // A wake without news (e.g. "re-read everything" after a reconnect) keeps waiting.
-    while events.is_empty() && tokio::time::Instant::now() < deadline {
+    let mut closing = waiting.closing.clone();
+    // A wake without news (e.g. "re-read everything" after a reconnect) keeps waiting; a
+    // shutdown answers at once (nothing new: the client polls again, on another replica).
+    while events.is_empty() && tokio::time::Instant::now() < deadline && !*closing.borrow_and_update() {
+        let _counted = GaugeGuard::new(&waiting.gauge);
         let woken = tokio::time::timeout_at(deadline, async {
             loop {
-                match wakes.recv().await {
-                    Ok(wake) if wake.latest_seq.is_some_and(|s| s <= after) => continue,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return true,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+                tokio::select! {
+                    wake = wakes.recv() => match wake {
+                        Ok(wake) if wake.latest_seq.is_some_and(|s| s <= after) => continue,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return true,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+                    },
+                    _ = closing.changed() => return false,
                 }
             }
         })
@@ -247,6 +254,31 @@ pub async fn poll(
     let has_more = events.len() > limit;
     events.truncate(limit);
     Ok(Poll::Events { events, has_more })
+}
+
+/// What a waiting poll watches besides its wakes: the server closing (answer at once) and
+/// the gauge of waiting polls.
+pub struct Waiting {
+    /// `true` once the server is shutting down.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Counts the polls waiting.
+    pub gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+/// Counts one waiting poll until dropped.
+struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> GaugeGuard<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Records delivery to a device up to `seq` (clamped to the log's head); returns the stored

@@ -9,7 +9,7 @@
 //! A loader hands every resolver that asks a clone of the cached value, so the rows a screen
 //! shows many times (users, media, comments with their authors) are cached as `Arc`s and the
 //! GraphQL objects built on them (`User`, `PostMedia`, `Comment`) share the row instead of
-//! copying its strings: a HomeFeed request allocated ~1300 strings for such copies alone.
+//! copying its strings (docs/benchmarks.md, "Why the code is shaped this way").
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -321,4 +321,10 @@ impl Loaders {
         self.suggestions.clear::<i64>();
         self.link_previews.clear::<String>();
     }
+}
+
+/// The social loaders of a resolver's operation.
+pub fn loaders<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    crate::kernel::graphql::context::lazy_data::<Loaders>(ctx)
+        .ok_or_else(|| crate::kernel::graphql::context::missing("loaders"))
 }

@@ -5,9 +5,11 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use futures_util::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::app::app;
+use crate::social::loaders::loaders;
 use crate::{
     kernel::graphql::{
-        context::{app, loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, loader_error},
         ids::{self, NodeType},
     },

@@ -2,11 +2,13 @@
 
 use async_graphql::{Context, ID, Object, connection::Connection};
 
+use crate::app::app;
+use crate::social::loaders::loaders;
 use crate::social::store::posts;
 use crate::social::store::users;
 use crate::{
     kernel::graphql::{
-        context::{app, loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error},
         ids::{self, NodeType},
         pagination::{ListKind, PageArgs, connection_complexity},

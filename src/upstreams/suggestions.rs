@@ -6,10 +6,11 @@
 
 use async_graphql::{Context, Object, SimpleObject};
 
+use crate::social::loaders::loaders;
 use crate::upstreams::recommendations::{SUGGESTIONS_PER_SUBJECT, Scored, Suggestions};
 use crate::{
     kernel::graphql::{
-        context::{loaders, viewer},
+        context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, loader_error},
     },
     social::types::{post::Post, user::User},

@@ -98,7 +98,11 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(status_with(&server, rotated["data"]["refreshTokens"]["accessToken"].as_str().expect("a")).await, 200);
 
     // The old token again (no grace): theft. The family dies, including the new token.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // (Once the clock has moved past the rotation: with no grace, "later" is any later instant.)
+    let rotated_at = chrono::Utc::now();
+    while chrono::Utc::now() <= rotated_at + chrono::Duration::milliseconds(1) {
+        tokio::task::yield_now().await;
+    }
     assert_eq!(code(&refresh(&server, &old, Some(PHONE)).await), "UNAUTHENTICATED");
     assert_eq!(code(&refresh(&server, &new, Some(PHONE)).await), "UNAUTHENTICATED", "family revoked");
     let access = rotated["data"]["refreshTokens"]["accessToken"].as_str().expect("a");
@@ -165,10 +169,123 @@ async fn logout_ends_the_current_session() {
     let access = phone["accessToken"].as_str().expect("access");
     assert_eq!(server.data("mutation { logout }", json!({}), Some(access)).await["logout"], true);
     assert_eq!(status_with(&server, access).await, 401);
-    assert_eq!(code(&refresh(&server, phone["refreshToken"].as_str().expect("r"), None).await), "UNAUTHENTICATED");
+    assert_eq!(
+        code(&refresh(&server, phone["refreshToken"].as_str().expect("r"), Some(PHONE)).await),
+        "UNAUTHENTICATED"
+    );
     // Logging in again on the same device starts a new session.
     let again = login(&server, "dana@example.com", "correct horse battery", PHONE).await;
     let access = again["data"]["login"]["accessToken"].as_str().expect("access");
     assert_eq!(status_with(&server, access).await, 200);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_presented_without_its_device_is_refused() {
+    let server = TestServer::start(0).await;
+    let first = register(&server).await;
+    let token = first["refreshToken"].as_str().expect("refresh").to_owned();
+    // A stolen token sent on its own: no `clientDeviceId`, no `X-Device-Id`.
+    assert_eq!(code(&refresh(&server, &token, None).await), "UNAUTHENTICATED", "no device: refused");
+    assert_eq!(code(&refresh(&server, &token, Some("")).await), "UNAUTHENTICATED", "an empty device: refused");
+    assert_eq!(code(&refresh(&server, &token, Some(TABLET)).await), "UNAUTHENTICATED", "another device: refused");
+    // The refusals did not spend the token: its own device, by header this time, still refreshes.
+    let query = format!("mutation($input: RefreshInput!) {{ refreshTokens(input: $input) {{ {PAYLOAD} }} }}");
+    let response = server
+        .client
+        .post(format!("{}/graphql", server.base))
+        .header("x-device-id", PHONE)
+        .json(&json!({ "query": query, "variables": { "input": { "refreshToken": token } } }))
+        .send()
+        .await
+        .expect("request");
+    let body: Value = response.json().await.expect("json");
+    assert!(body.get("errors").is_none(), "the device's X-Device-Id binds the refresh: {body}");
+    server.stop().await;
+}
+
+/// Starts a server on `database` with its keys in `dir` (`previous`: retired keys).
+async fn server_on(dir: &std::path::Path, database: &str, previous: Vec<String>) -> mobile_bff::server::RunningServer {
+    let mut settings = crate::common::settings(dir, database);
+    settings.auth.refresh_grace_seconds = 120;
+    settings.auth.previous_keys_pem = previous.into_iter().map(mobile_bff::config::Secret::new).collect();
+    mobile_bff::server::start(settings).await.expect("server starts")
+}
+
+#[tokio::test]
+async fn a_refresh_in_the_grace_window_keeps_the_session_across_a_key_rotation() {
+    let (old_dir, new_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let database = crate::common::TestDatabase::create(old_dir.path()).await;
+    let client = reqwest::Client::new();
+    let refresh_on = |base: String, token: String| {
+        let client = client.clone();
+        async move {
+            let query = format!("mutation($input: RefreshInput!) {{ refreshTokens(input: $input) {{ {PAYLOAD} }} }}");
+            let variables = json!({ "input": { "refreshToken": token, "clientDeviceId": PHONE } });
+            let response = client
+                .post(format!("{base}/graphql"))
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .expect("request");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+
+    // Signed in and refreshed on a server with the old key...
+    let old = server_on(old_dir.path(), &database.url, Vec::new()).await;
+    let base = format!("http://{}", old.addr);
+    let register = format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ {PAYLOAD} }} }}");
+    let input = json!({ "email": "rot@example.com", "password": "correct horse battery", "handle": "rot",
+                        "displayName": "Rot", "device": device(PHONE, "iPhone15,2") });
+    let registered = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": register, "variables": { "input": input } }))
+        .send()
+        .await
+        .expect("register")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let first = registered["data"]["register"]["refreshToken"].as_str().expect("refresh").to_owned();
+    let rotated = refresh_on(base.clone(), first.clone()).await;
+    let successor = rotated["data"]["refreshTokens"]["refreshToken"].as_str().expect("successor").to_owned();
+    old.shutdown().await;
+
+    // ...then the key rotates (the old one retired to `previous_keys_pem`), and the app's
+    // second, concurrent refresh of the same token lands inside the grace window.
+    let old_pem = std::fs::read_to_string(old_dir.path().join("jwt-signing-key.pem")).expect("old key");
+    let new = server_on(new_dir.path(), &database.url, vec![old_pem]).await;
+    let base = format!("http://{}", new.addr);
+    let again = refresh_on(base.clone(), first).await;
+    assert!(again.get("errors").is_none(), "the grace path answers across the rotation: {again}");
+    assert_eq!(again["data"]["refreshTokens"]["refreshToken"], successor.as_str(), "the same successor");
+    let access = again["data"]["refreshTokens"]["accessToken"].as_str().expect("access");
+    let viewer = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(access)
+        .json(&json!({ "query": "{ viewer { handle } }" }))
+        .send()
+        .await
+        .expect("viewer")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(viewer["data"]["viewer"]["handle"], "rot");
+    // The family is alive: the successor rotates on the new key's server, no reuse recorded.
+    let next = refresh_on(base, successor).await;
+    assert!(next.get("errors").is_none(), "family not revoked: {next}");
+    let events = client
+        .post(format!("http://{}/graphql", new.addr))
+        .bearer_auth(access)
+        .json(&json!({ "query": "{ securityEvents(first: 10) { edges { node { kind } } } }" }))
+        .send()
+        .await
+        .expect("events")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert!(!events.to_string().contains("refresh_token_reuse"), "{events}");
+    new.shutdown().await;
+    database.destroy().await;
 }

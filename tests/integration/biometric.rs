@@ -126,7 +126,12 @@ async fn expired_challenges_are_refused() {
     let enroll = "mutation($k: String!) { enrollBiometricKey(publicKey: $k) }";
     server.data(enroll, json!({ "k": spki(&key) }), phone["accessToken"].as_str()).await;
     let c = challenge(&server, &phone["deviceId"]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Expired once the clock has passed its `expiresAt` (0 s after it was issued).
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        c["expiresAt"].as_str().expect("expiresAt").parse().expect("an RFC 3339 time");
+    while chrono::Utc::now() <= expires_at + chrono::Duration::milliseconds(1) {
+        tokio::task::yield_now().await;
+    }
     let late = biometric_login(
         &server,
         &phone["deviceId"],

@@ -10,11 +10,12 @@ use mobile_bff::{
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
-/// A fresh database for one test.
+/// A fresh database for one test. A PostgreSQL database is dropped by [`TestDatabase::destroy`]
+/// or, when the test never gets there (it failed, or returned early), when the value is dropped.
 pub struct TestDatabase {
     /// URL the server connects to.
     pub url: String,
-    /// For PostgreSQL: the admin URL and database name to drop afterwards.
+    /// For PostgreSQL: the admin URL and database name to drop afterwards (`None` once dropped).
     drop: Option<(String, String)>,
 }
 
@@ -40,14 +41,39 @@ impl TestDatabase {
     }
 
     /// Drops the PostgreSQL database (no-op for SQLite, whose temp dir is removed).
-    pub async fn destroy(self) {
-        if let Some((admin, name)) = self.drop
-            && let Ok(conn) = Database::connect(&admin).await
-        {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql)).await;
-            conn.close().await.ok();
+    pub async fn destroy(mut self) {
+        if let Some((admin, name)) = self.drop.take() {
+            drop_database(&admin, &name).await;
         }
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Drops a database [`TestDatabase::destroy`] did not, also while a failed test unwinds.
+    /// The caller may be on a runtime (a `#[tokio::test]`, possibly shutting down), so the drop
+    /// runs on its own thread with its own runtime, and is waited for so the database is gone
+    /// before the test process exits. Never panics: a failure leaves the database behind.
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.drop.take() else { return };
+        let dropper = std::thread::Builder::new().name("drop-test-database".into()).spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(30), drop_database(&admin, &name)).await;
+            });
+        });
+        if let Ok(dropper) = dropper {
+            let _ = dropper.join();
+        }
+    }
+}
+
+/// `DROP DATABASE … WITH (FORCE)`: ends the connections still open to it (a server that was
+/// not shut down) first. Errors are ignored; this is clean-up.
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(conn) = Database::connect(admin).await {
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let _ = conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql)).await;
+        conn.close().await.ok();
     }
 }
 
@@ -155,6 +181,31 @@ impl TestServer {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|v| v as u64)
             .expect("statement counter present")
+    }
+
+    /// The value of the metric line starting with `series` (name and labels, e.g.
+    /// `bff_live_polls_waiting` or `bff_live_connections{transport="ws"}`); 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits (bounded: 10 s, then panics) until `series` satisfies `ok`; returns its value.
+    /// For a condition the server reaches asynchronously (a subscription joined, a poll
+    /// waiting, a socket dropped), instead of sleeping and hoping.
+    pub async fn wait_for_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(series).await;
+            if ok(value) {
+                return value;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{series} never got there (last {value})");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// `/metrics` text.

@@ -1,6 +1,10 @@
 //! Integration tests: each test starts the real server on port 0 with a fresh database —
 //! SQLite in a temp dir by default, a fresh PostgreSQL database when
-//! `BFF_TEST_DATABASE_URL` is set — and talks to it over HTTP.
+//! `BFF_TEST_DATABASE_URL` is set — and talks to it over HTTP. `graphql_errors` runs the
+//! schema in process, without a server.
+
+// A failed `unwrap`/`expect` is a failed test here; the crate is not `cfg(test)` code to clippy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -9,7 +13,9 @@ mod bad_input;
 mod biometric;
 mod cli;
 mod connections;
+mod draining;
 mod feed;
+mod graphql_errors;
 mod http;
 mod messaging;
 mod mutations;

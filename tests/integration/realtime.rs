@@ -102,7 +102,7 @@ async fn a_waiting_poll_returns_when_an_event_arrives() {
     let conversation = alice_and_bob(&server, &alice).await;
     let waiting = server.data(POLL, json!({ "a": 0, "w": 25 }), Some(&bob));
     let sending = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.wait_for_metric("bff_live_polls_waiting", |n| n >= 1.0).await;
         send_many(&server, &alice, &conversation, "wake", 1).await;
     };
     let (polled, ()) = tokio::join!(waiting, sending);
@@ -135,8 +135,18 @@ async fn presence_changes_reach_contacts_and_silence_turns_offline() {
     let bob_id = server.data("{ user(handle: \"bob\") { id } }", json!({}), None).await["user"]["id"].clone();
     let presence = "query($ids: [ID!]!) { presence(userIds: $ids) { status } }";
     assert_eq!(server.data(presence, json!({ "ids": [bob_id] }), Some(&alice)).await["presence"][0]["status"], "AWAY");
-    // After the grace period without a sign of life, the sweep turns bob offline once.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // After the grace period without a sign of life, the sweep turns bob offline — once,
+    // however many sweeps run.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        server.app().presence.tick().await.expect("tick");
+        let now = server.data(presence, json!({ "ids": [bob_id] }), Some(&alice)).await;
+        if now["presence"][0]["status"] == "OFFLINE" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "bob never went offline: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.app().presence.tick().await.expect("tick");
     server.app().presence.tick().await.expect("tick");
     let polled = server.data(POLL, json!({ "a": 0 }), Some(&alice)).await["pollEvents"]["events"].clone();

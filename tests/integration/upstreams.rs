@@ -349,8 +349,18 @@ async fn failing_upstream_opens_the_breaker_then_recovers_through_a_probe() {
     assert!(server.metrics().await.contains("bff_upstream_breaker_state{upstream=\"recommendations\"} 2"));
 
     fake.set(Mode::Healthy);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let data = server.data(SUGGESTED, json!({}), Some(&alice)).await;
+    // The breaker stays open for its open period (answering without calling), then lets one
+    // probe through: ask until it does.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let data = loop {
+        let body = server.gql(SUGGESTED, json!({}), Some(&alice)).await;
+        if body.get("errors").is_none() {
+            break body["data"].clone();
+        }
+        assert_eq!(error_at(&body, "suggestedUsers")["extensions"]["reason"], "CIRCUIT_OPEN", "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "the breaker never let a probe through");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(data["suggestedUsers"].as_array().map(Vec::len), Some(3));
     assert_eq!(fake.hits(), 4, "one probe closed the breaker");
     assert!(server.metrics().await.contains("bff_upstream_breaker_state{upstream=\"recommendations\"} 0"));

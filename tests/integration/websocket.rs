@@ -83,7 +83,7 @@ async fn both_subprotocols_deliver_events() {
     let mut legacy = connect(&server, "graphql-ws").await;
     init(&mut legacy, &bob).await;
     send(&mut legacy, json!({ "id": "7", "type": "start", "payload": { "query": EVENTS } })).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No wait needed: both subscriptions replay from seq 0, whenever they join.
     send_message(&server, &alice, "to both").await;
     let got = next(&mut modern).await;
     assert_eq!(got["type"], "next");
@@ -127,7 +127,11 @@ async fn refusals_have_close_codes() {
     init(&mut first, &bob).await;
     let mut second = connect(&server, "graphql-transport-ws").await;
     send(&mut second, json!({ "type": "connection_init", "payload": { "token": bob } })).await;
-    assert_eq!(next(&mut second).await["close"], 4429);
+    let refused = next(&mut second).await;
+    assert_eq!(refused["close"], 4429);
+    // The close reason is JSON with the backoff (docs/realtime.md).
+    let reason: Value = serde_json::from_str(refused["reason"].as_str().expect("reason")).expect("JSON reason");
+    assert_eq!((reason["code"].as_str(), reason["retryAfterSeconds"].as_u64()), (Some("RATE_LIMITED"), Some(30)));
     // One subscription per connection here: the second gets an error and completes.
     send(&mut first, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
     send(&mut first, json!({ "id": "2", "type": "subscribe", "payload": { "query": EVENTS } })).await;
@@ -176,13 +180,14 @@ async fn silent_peers_are_dropped_and_shutdown_says_going_away() {
     let mut silent = connect(&server, "graphql-transport-ws").await;
     init(&mut silent, &bob).await;
     // Not reading means not answering pings: the server gives up on this connection.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    server.wait_for_metric("bff_live_connections{transport=\"ws\"}", |open| open == 0.0).await;
     let end = next(&mut silent).await;
-    assert!(end["close"] == 1001 || end["close"] == 1006, "{end}");
+    assert_eq!(end["close"], u16::from(CloseCode::Away), "a clean close with 1001, not a dropped socket: {end}");
+    let joins = server.metric("bff_live_feed_joins_total").await;
     let mut active = connect(&server, "graphql-transport-ws").await;
     init(&mut active, &bob).await;
     send(&mut active, json!({ "id": "1", "type": "subscribe", "payload": { "query": EVENTS } })).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.wait_for_metric("bff_live_feed_joins_total", |n| n > joins).await;
     let stopping = tokio::spawn(async move { server.stop().await });
     let end = next(&mut active).await;
     assert_eq!(end["close"], u16::from(CloseCode::Away), "{end}");
@@ -237,6 +242,7 @@ async fn subscriptions_of_one_user_share_a_feed_without_gaps_or_duplicates() {
     for i in 0..150 {
         send_message(&server, &alice, &format!("before {i}")).await;
     }
+    let joins = server.metric("bff_live_feed_joins_total").await;
     let mut replaying = connect(&server, "graphql-transport-ws").await;
     init(&mut replaying, &bob).await;
     let from_zero = "subscription { events(afterSeq: 0) { seq } }";
@@ -256,7 +262,8 @@ async fn subscriptions_of_one_user_share_a_feed_without_gaps_or_duplicates() {
             "query": "subscription($s: Int) { events(afterSeq: $s) { seq } }", "variables": { "s": 140 } } }),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The live-only subscriptions see what is sent once they have joined their feed.
+    server.wait_for_metric("bff_live_feed_joins_total", |n| n >= joins + 4.0).await;
     for i in 0..5 {
         send_message(&server, &alice, &format!("live {i}")).await;
     }

@@ -111,3 +111,16 @@ def test_wrong_password_stays_on_the_page(account):
     url, _ = session.create_authorization_url(f"{BASE}/oauth/authorize", code_verifier=generate_token(64))
     response = sign_in(url, account, password="not the password")
     assert response.status_code == 401 and "location" not in response.headers
+
+
+def test_refresh_token_is_bound_to_the_client_that_opened_the_session(account):
+    session, verifier, location = authorize(account)
+    token = session.fetch_token(f"{BASE}/oauth/token", authorization_response=location, code_verifier=verifier)
+    # A stolen refresh token presented without the client it was issued to, or as another client.
+    for form in ({"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+                 {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": "other-app"}):
+        refused = requests.post(f"{BASE}/oauth/token", data=form, timeout=30)
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
+    # The refusals did not spend it: the client itself still refreshes.
+    refreshed = session.refresh_token(f"{BASE}/oauth/token", refresh_token=token["refresh_token"])
+    assert refreshed["refresh_token"] != token["refresh_token"]

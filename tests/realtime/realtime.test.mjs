@@ -85,6 +85,26 @@ function collect(client, variables, until, out = []) {
   });
 }
 
+/** The value of the `/metrics` series `name` (0 when absent). */
+async function metric(name) {
+  const text = await (await fetch(BASE + '/metrics')).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+/** Waits (bounded: 10 s) until the series `name` satisfies `ok`: a condition, not a sleep. */
+async function waitForMetric(name, ok) {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const value = await metric(name);
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${name} never got there (last ${value})`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const JOINS = 'bff_live_feed_joins_total';
+
 function withTimeout(promise, ms, what) {
   let timer;
   return Promise.race([
@@ -109,8 +129,9 @@ before(async () => {
 /** Bob's newest event seq: subscribe live, cause one event, read its seq. */
 async function currentSeq() {
   const client = wsClient(BOB);
+  const joins = await metric(JOINS);
   const got = collect(client, {}, (items) => items.length >= 1);
-  await new Promise((r) => setTimeout(r, 300));
+  await waitForMetric(JOINS, (n) => n > joins); // live-only: it sees what is sent once joined
   await send(1, 'marker');
   const [event] = await withTimeout(got, 10000, 'marker event');
   await client.dispose();
@@ -128,8 +149,9 @@ test('graphql-ws: away for 100 messages, back with the last seq, gets exactly th
   await client.dispose();
   // Nothing more arrives than what is sent next: live continues right after the replay.
   const live = wsClient(BOB);
+  const joins = await metric(JOINS);
   const more = collect(live, { after: last + 100 }, (xs) => xs.length >= 1);
-  await new Promise((r) => setTimeout(r, 200));
+  await waitForMetric(JOINS, (n) => n > joins);
   await send(1, 'live');
   const [next] = await withTimeout(more, 10000, 'live event');
   assert.equal(next.seq, last + 101);
@@ -233,11 +255,12 @@ test('graphql-ws: signing the device out closes its socket with 4401', async () 
     },
   );
   const token = reg.register.accessToken;
+  const joins = await metric(JOINS);
   const closed = new Promise((resolve) => {
     const client = wsClient(token, { on: { closed: (event) => resolve(event.code) } });
     client.subscribe({ query: EVENTS, variables: {} }, { next: () => {}, error: () => {}, complete: () => {} });
   });
-  await new Promise((r) => setTimeout(r, 500));
+  await waitForMetric(JOINS, (n) => n > joins); // the socket is signed in and subscribed
   await data(`mutation { logout }`, {}, token);
   assert.equal(await withTimeout(closed, 5000, 'socket close after logout'), 4401);
 });
@@ -314,7 +337,7 @@ test('long-poll: pollEvents returns the 100 missed in pages, then waits for the 
   assert.deepEqual(got.map((e) => e.message.body), bodies);
   // A waiting poll returns as soon as something happens.
   const waiting = data(poll, { a: after, w: 20 }, BOB);
-  await new Promise((r) => setTimeout(r, 300));
+  await waitForMetric('bff_live_polls_waiting', (n) => n >= 1);
   await send(1, 'wake');
   const { pollEvents } = await withTimeout(waiting, 15000, 'long-poll wake');
   assert.equal(pollEvents.events.length, 1);

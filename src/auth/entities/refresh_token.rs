@@ -18,6 +18,9 @@ pub struct Model {
     pub used_at: Option<DateTimeUtc>,
     pub replaced_by: Option<i64>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// Hex HMAC key deriving this family's next token from the presented one (`None`: a row
+    /// from before per-family keys, derived with the signing key's).
+    pub successor_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -163,9 +163,9 @@ impl DocumentStore {
         self.settings.mode
     }
 
-    /// Whether introspection is allowed (always, except in trusted mode unless enabled).
+    /// Whether introspection is allowed: as configured, else in open mode only.
     pub fn introspection_allowed(&self) -> bool {
-        self.settings.mode != PersistedMode::Trusted || self.settings.allow_introspection
+        self.settings.allow_introspection.unwrap_or(self.settings.mode != PersistedMode::Trusted)
     }
 
     /// The document with `id`, from the cache or the database.

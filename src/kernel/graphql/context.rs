@@ -1,21 +1,13 @@
 //! Typed access to per-request data from resolvers.
 
-use std::sync::Arc;
-
 use async_graphql::Context;
 
-use crate::{app::App, kernel::request::Viewer};
-use crate::{
-    kernel::graphql::error::{ErrorCode, api_error},
-    social::loaders::Loaders,
+use crate::kernel::{
+    graphql::error::{ErrorCode, api_error},
+    request::Viewer,
 };
 
-/// The application state.
-pub fn app<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Arc<App>> {
-    ctx.data::<Arc<App>>().map_err(|_| missing("app"))
-}
-
-/// Request data built on first use. Loaders are attached this way ([`with_loaders`]): an
+/// Request data built on first use. Loaders are attached this way (`schema::OperationData`): an
 /// operation that reads nothing (`{ __typename }`) or an idle subscription (most of them,
 /// most of the time) then never allocates them.
 pub struct Lazy<T> {
@@ -40,17 +32,12 @@ pub fn lazy_data<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> Option<&'a 
     ctx.data::<Lazy<T>>().ok().map(Lazy::get)
 }
 
-/// The loaders of this operation.
-pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
-    lazy_data::<Loaders>(ctx).ok_or_else(|| missing("loaders"))
-}
-
 /// The viewer (anonymous when the request carried no token).
 pub fn viewer(ctx: &Context<'_>) -> Viewer {
     ctx.data::<Viewer>().copied().unwrap_or_default()
 }
 
-fn missing(what: &str) -> async_graphql::Error {
+pub fn missing(what: &str) -> async_graphql::Error {
     tracing::error!(what, "request data missing");
     api_error(ErrorCode::Internal, "internal error")
 }

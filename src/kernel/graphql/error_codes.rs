@@ -1,9 +1,9 @@
 //! Stable `extensions.code` for the errors async-graphql raises itself (parse, validation,
 //! limits, argument coercion), and the field-count limit.
 //!
-//! This used to be a schema extension; any extension makes async-graphql take its slow path
-//! for every field (a registry lookup and a boxed hook chain per resolved field), so the codes
-//! are now assigned by the HTTP layer, which parses the document itself and sees the response.
+//! The codes are assigned by the operation pipeline, which parses the document itself and sees
+//! the response, not by a schema extension: any extension puts async-graphql on its slow path
+//! for every resolved field (a registry lookup and a boxed hook chain per field).
 
 use async_graphql::{
     Response, ServerError, ServerResult,
@@ -48,13 +48,31 @@ pub fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     err
 }
 
+/// async-graphql's message when an operation is deeper than `limit_depth`.
+///
+/// async-graphql's validation errors carry no error type, `source` or rule name, so the depth
+/// and complexity limits are told apart from each other and from rule violations by these exact
+/// messages, which it raises without a position (every rule violation has one). The
+/// integration test `graphql_errors` runs the real schema and fails if an upgrade rewords them.
+pub const DEPTH_LIMIT_MESSAGE: &str = "Query is nested too deep.";
+
+/// async-graphql's message when an operation is more complex than `limit_complexity`
+/// (see [`DEPTH_LIMIT_MESSAGE`]).
+pub const COMPLEXITY_LIMIT_MESSAGE: &str = "Query is too complex.";
+
+/// The code of an error raised before execution. The depth and complexity limits have their
+/// own codes; everything else async-graphql refuses before running the operation (rule
+/// violations, and its recursion-depth and directive-count limits) is
+/// `GRAPHQL_VALIDATION_FAILED`. Exact messages, so client text quoted in a rule violation
+/// (`found "too complex"`) never picks a limit code.
 fn classify_validation(err: &ServerError) -> ErrorCode {
-    if err.message.contains("nested too deep") {
-        ErrorCode::QueryTooDeep
-    } else if err.message.contains("too complex") || err.message.contains("too many directives") {
-        ErrorCode::QueryTooComplex
-    } else {
-        ErrorCode::GraphqlValidationFailed
+    if !err.locations.is_empty() {
+        return ErrorCode::GraphqlValidationFailed;
+    }
+    match err.message.as_str() {
+        DEPTH_LIMIT_MESSAGE => ErrorCode::QueryTooDeep,
+        COMPLEXITY_LIMIT_MESSAGE => ErrorCode::QueryTooComplex,
+        _ => ErrorCode::GraphqlValidationFailed,
     }
 }
 

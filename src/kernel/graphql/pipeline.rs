@@ -3,10 +3,13 @@
 //! prepare the request data, execute with the deterministic batch driver, and give every
 //! error its code.
 //!
-//! Budgets: every operation spends its caller's budget for its type — queries and
-//! subscriptions per client (the device id, else the user, else the IP), mutations per user
-//! (else the IP) — except mutation root fields the concerns list in [`Hooks::budgets`]
-//! (sign-in per IP, refresh per device).
+//! Budgets ([`Pipeline::budget`]): every operation spends several budgets at once and is
+//! refused when any is exhausted — its IP's (always, signed in or not), its user's (else,
+//! anonymous, the IP's client budget), and its device's only when the `X-Device-Id` header
+//! is the device the access token was issued to (a header alone is client-chosen: a random
+//! one per request must not open a fresh budget). Mutation root fields the concerns list in
+//! [`Hooks::budgets`] spend their own budget instead of the user's: sign-in per IP, refresh
+//! per device header (plus the IP's mutation budget).
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -87,13 +90,20 @@ impl Pipeline {
         Ok(Admitted { request, document, kind })
     }
 
-    /// Which budget the operation spends, and whose.
-    pub fn budget(&self, admitted: &Admitted, caller: &Caller<'_>) -> (Limit, String) {
-        let ip = || caller.ip.to_string();
-        let device = caller.client.device_id.map(|d| d.to_string());
-        let user = caller.viewer.user_id.map(|u| format!("u{u}"));
+    /// Which budgets the operation spends, and whose.
+    pub fn budget(&self, admitted: &Admitted, caller: &Caller<'_>) -> Vec<(Limit, String)> {
+        let ip = format!("ip:{}", caller.ip);
+        let header = caller.client.device_id;
+        // The device counts only when the header names the token's own device.
+        let device = header.filter(|d| caller.viewer.client_device_id == Some(*d)).map(|d| format!("d:{d}"));
+        let client = caller.viewer.user_id.map_or_else(|| ip.clone(), |u| format!("u:{u}"));
+        let spend = |ip_limit: Limit, client_limit: Limit| {
+            let mut keys = vec![(ip_limit, ip.clone()), (client_limit, client.clone())];
+            keys.extend(device.clone().map(|d| (client_limit, d)));
+            keys
+        };
         if admitted.kind != Some(OperationType::Mutation) {
-            return (Limit::QueryPerClient, device.or(user).unwrap_or_else(ip));
+            return spend(Limit::QueryPerIp, Limit::QueryPerClient);
         }
         let name = admitted.request.operation_name.as_deref();
         let roots: Vec<&str> = selected_operation(&admitted.document, name)
@@ -113,16 +123,21 @@ impl Pipeline {
             .unwrap_or_default();
         let special = self.hooks.budgets.iter().find(|b| roots.contains(&b.field)).map(|b| b.limit);
         match special {
-            Some(Limit::RefreshPerDevice) => (Limit::RefreshPerDevice, device.unwrap_or_else(ip)),
-            Some(Limit::MutationPerUser) | None => (Limit::MutationPerUser, user.unwrap_or_else(ip)),
-            Some(limit) => (limit, ip()),
+            // Refreshing is anonymous (the access token has expired): the header is all there
+            // is to key the device budget by, and the IP's mutation budget bounds random ones.
+            Some(Limit::RefreshPerDevice) => {
+                let device = header.map_or_else(|| ip.clone(), |d| format!("d:{d}"));
+                vec![(Limit::MutationPerIp, ip), (Limit::RefreshPerDevice, device)]
+            }
+            Some(Limit::MutationPerUser) | None => spend(Limit::MutationPerIp, Limit::MutationPerUser),
+            Some(limit) => vec![(limit, ip)],
         }
     }
 
-    /// Spends the operation's budget; the `RATE_LIMITED` error when it is exhausted.
+    /// Spends the operation's budgets; the `RATE_LIMITED` error when one is exhausted.
     pub async fn throttle(&self, admitted: &Admitted, caller: &Caller<'_>) -> Result<(), ServerError> {
-        let (limit, key) = self.budget(admitted, caller);
-        self.kernel.limits.check(limit, &key).await.map_err(|retry| {
+        let keys = self.budget(admitted, caller);
+        self.kernel.limits.check_all(&keys).await.map_err(|retry| {
             let mut error = rate_limited(retry).into_server_error(async_graphql::Pos::default());
             error.locations.clear();
             error

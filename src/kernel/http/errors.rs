@@ -19,6 +19,18 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Res
     response
 }
 
+/// A `429`/`503` JSON error that says when to come back: `Retry-After: <seconds>` and
+/// `extensions.retryAfterSeconds`, the machine-readable backoff every such answer carries.
+pub fn retry_later(status: StatusCode, code: ErrorCode, message: &str, seconds: u64) -> Response {
+    let body = json!({ "errors": [{ "message": message,
+        "extensions": { "code": code.as_str(), "retryAfterSeconds": seconds } }] });
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
 /// Unknown routes.
 pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, ErrorCode::RouteNotFound, "no such route")

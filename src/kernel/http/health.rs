@@ -14,17 +14,27 @@ pub async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-/// Readiness: the database answers.
+/// Seconds a `503` from `/readyz` asks to wait (`Retry-After`, `retryAfterSeconds`).
+pub const UNREADY_RETRY_SECONDS: u64 = 5;
+
+/// Readiness: the database answers and the server is not shutting down (`draining`, 503, so
+/// a load balancer stops sending new work while open requests and sockets finish).
 pub async fn readyz(State(state): State<HttpState>) -> Response {
+    if *state.kernel().closing.borrow() {
+        let body = json!({ "status": "draining", "retryAfterSeconds": UNREADY_RETRY_SECONDS });
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNREADY_RETRY_SECONDS));
+        return response;
+    }
     match state.kernel().db.ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({ "status": "unavailable", "checks": { "database": "down" } })),
-            )
-                .into_response()
+            let body = json!({ "status": "unavailable", "checks": { "database": "down" },
+                               "retryAfterSeconds": UNREADY_RETRY_SECONDS });
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNREADY_RETRY_SECONDS));
+            response
         }
     }
 }

@@ -153,6 +153,10 @@ pub struct LiveMetrics {
     pub feed_resolutions: Counter,
     /// WebSocket connections ended, by close code.
     pub closes: Family<CloseLabels, Counter>,
+    /// Subscriptions joined to a shared feed (their start position fixed from then on).
+    pub feed_joins: Counter,
+    /// `pollEvents` requests waiting for news.
+    pub polls_waiting: Gauge,
 }
 
 impl LiveMetrics {
@@ -168,6 +172,12 @@ impl LiveMetrics {
             live.feed_resolutions.clone(),
         );
         registry.register("live_closes", "WebSocket connections ended, by close code", live.closes.clone());
+        registry.register(
+            "live_feed_joins",
+            "Subscriptions joined to a shared feed (events from then on reach them)",
+            live.feed_joins.clone(),
+        );
+        registry.register("live_polls_waiting", "pollEvents requests waiting for news", live.polls_waiting.clone());
         live
     }
 

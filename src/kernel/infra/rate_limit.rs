@@ -37,8 +37,12 @@ pub enum Limit {
     RefreshPerDevice,
     /// Other mutations per user (or IP when anonymous).
     MutationPerUser,
-    /// Queries per device (or user, or IP).
+    /// Queries per client: the user (or the IP when anonymous), and the token's own device.
     QueryPerClient,
+    /// Queries per client IP, whoever is signed in (larger: many phones share a carrier NAT).
+    QueryPerIp,
+    /// Mutations (refresh included) per client IP, whoever is signed in.
+    MutationPerIp,
 }
 
 impl Limit {
@@ -49,11 +53,20 @@ impl Limit {
             Self::RefreshPerDevice => "refresh_device",
             Self::MutationPerUser => "mutation_user",
             Self::QueryPerClient => "query_client",
+            Self::QueryPerIp => "query_ip",
+            Self::MutationPerIp => "mutation_ip",
         }
     }
 
-    const ALL: [Limit; 5] =
-        [Self::LoginPerIp, Self::LoginPerAccount, Self::RefreshPerDevice, Self::MutationPerUser, Self::QueryPerClient];
+    const ALL: [Limit; 7] = [
+        Self::LoginPerIp,
+        Self::LoginPerAccount,
+        Self::RefreshPerDevice,
+        Self::MutationPerUser,
+        Self::QueryPerClient,
+        Self::QueryPerIp,
+        Self::MutationPerIp,
+    ];
 }
 
 /// Configured budgets.
@@ -70,8 +83,12 @@ pub struct RateLimitSettings {
     pub refresh_device: Budget,
     /// Mutations per user.
     pub mutation_user: Budget,
-    /// Queries per device/user/IP.
+    /// Queries per user (IP when anonymous) and per the token's device.
     pub query_client: Budget,
+    /// Queries per client IP (always spent, signed in or not).
+    pub query_ip: Budget,
+    /// Mutations per client IP (always spent, signed in or not).
+    pub mutation_ip: Budget,
 }
 
 impl Default for RateLimitSettings {
@@ -83,6 +100,8 @@ impl Default for RateLimitSettings {
             refresh_device: Budget { per_minute: 30, burst: 10 },
             mutation_user: Budget { per_minute: 120, burst: 30 },
             query_client: Budget { per_minute: 1200, burst: 200 },
+            query_ip: Budget { per_minute: 6000, burst: 1000 },
+            mutation_ip: Budget { per_minute: 600, burst: 150 },
         }
     }
 }
@@ -95,6 +114,8 @@ impl RateLimitSettings {
             Limit::RefreshPerDevice => self.refresh_device,
             Limit::MutationPerUser => self.mutation_user,
             Limit::QueryPerClient => self.query_client,
+            Limit::QueryPerIp => self.query_ip,
+            Limit::MutationPerIp => self.mutation_ip,
         }
     }
 }
@@ -110,17 +131,27 @@ impl RetryAfter {
     }
 }
 
+/// GCRA over every key at once (`ARGV` holds `emission_ms, burst` per key): when any key is
+/// over its budget nothing is spent and the longest wait is returned, else every key spends.
 const GCRA_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local emission = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + emission
-local allow_at = new_tat - emission * burst
-if allow_at > now then return allow_at - now end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+local wait = 0
+local tats = {}
+for i = 1, #KEYS do
+  local emission = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + emission
+  local allow_at = new_tat - emission * burst
+  if allow_at - now > wait then wait = allow_at - now end
+  tats[i] = new_tat
+end
+if wait > 0 then return wait end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now) + 1000)
+end
 return 0
 ";
 
@@ -153,29 +184,48 @@ impl RateLimiter {
 
     /// Spends one unit of `limit` for `key`; `Err` says how long to wait.
     pub async fn check(&self, limit: Limit, key: &str) -> Result<(), RetryAfter> {
-        if !self.settings.enabled {
+        self.check_all(&[(limit, key.to_owned())]).await
+    }
+
+    /// Spends one unit of every `(limit, key)`: refused when any of them is over budget.
+    /// Through Redis the check is atomic (a refusal spends nothing); the in-process budgets
+    /// are checked in order and the first refusal stops (the budgets before it are spent).
+    pub async fn check_all(&self, keys: &[(Limit, String)]) -> Result<(), RetryAfter> {
+        if !self.settings.enabled || keys.is_empty() {
             return Ok(());
         }
         if let Some(redis) = &self.redis {
-            match self.check_shared(redis, limit, key).await {
+            match self.check_shared(redis, keys).await {
                 Ok(outcome) => return outcome,
                 Err(err) => tracing::warn!(error = %err, "redis rate limit failed; using the local budget"),
             }
         }
-        let Some(limiter) = self.local.get(&limit) else {
-            return Ok(());
-        };
-        limiter
-            .check_key(&key.to_owned())
-            .map_err(|not_until| RetryAfter(not_until.wait_time_from(DefaultClock::default().now())))
+        for (limit, key) in keys {
+            if let Some(limiter) = self.local.get(limit) {
+                limiter
+                    .check_key(key)
+                    .map_err(|not_until| RetryAfter(not_until.wait_time_from(DefaultClock::default().now())))?;
+            }
+        }
+        Ok(())
     }
 
-    async fn check_shared(&self, redis: &Redis, limit: Limit, key: &str) -> redis::RedisResult<Result<(), RetryAfter>> {
-        let budget = self.settings.budget(limit);
-        let emission_ms = 60_000 / u64::from(budget.per_minute.max(1));
-        let redis_key = format!("bff:rl:{}:{key}", limit.name());
-        let wait_ms: u64 =
-            redis.eval(GCRA_SCRIPT, &[redis_key.as_str()], &[emission_ms, u64::from(budget.burst.max(1))]).await?;
+    async fn check_shared(
+        &self,
+        redis: &Redis,
+        keys: &[(Limit, String)],
+    ) -> redis::RedisResult<Result<(), RetryAfter>> {
+        let redis_keys: Vec<String> =
+            keys.iter().map(|(limit, key)| format!("bff:rl:{}:{key}", limit.name())).collect();
+        let names: Vec<&str> = redis_keys.iter().map(String::as_str).collect();
+        let args: Vec<u64> = keys
+            .iter()
+            .flat_map(|(limit, _)| {
+                let budget = self.settings.budget(*limit);
+                [60_000 / u64::from(budget.per_minute.max(1)), u64::from(budget.burst.max(1))]
+            })
+            .collect();
+        let wait_ms: u64 = redis.eval(GCRA_SCRIPT, &names, &args).await?;
         Ok(if wait_ms == 0 { Ok(()) } else { Err(RetryAfter(Duration::from_millis(wait_ms))) })
     }
 
@@ -203,5 +253,19 @@ mod tests {
         assert!(refused.0 <= Duration::from_secs(1) && refused.seconds() == 1, "{refused:?}");
         assert!(limiter.check(Limit::LoginPerIp, "5.6.7.8").await.is_ok(), "budgets are per key");
         assert!(limiter.check(Limit::QueryPerClient, "1.2.3.4").await.is_ok(), "and per limit");
+    }
+
+    #[tokio::test]
+    async fn several_keys_are_refused_when_any_is_over_budget() {
+        let settings = RateLimitSettings {
+            query_client: Budget { per_minute: 60, burst: 100 },
+            query_ip: Budget { per_minute: 60, burst: 2 },
+            ..Default::default()
+        };
+        let limiter = RateLimiter::new(settings, None);
+        let keys = |user: &str| vec![(Limit::QueryPerIp, "ip".to_owned()), (Limit::QueryPerClient, user.to_owned())];
+        assert!(limiter.check_all(&keys("u1")).await.is_ok());
+        assert!(limiter.check_all(&keys("u2")).await.is_ok());
+        assert!(limiter.check_all(&keys("u3")).await.is_err(), "a fresh user key does not escape the IP budget");
     }
 }

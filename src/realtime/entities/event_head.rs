@@ -1,6 +1,6 @@
 //! The head of a user's event log: the last assigned `seq` (its row lock orders appends).
-//! The table's `pruned_through` column (from the first version of the migration, default 0)
-//! is no longer used: retention deletes prefixes, so the oldest retained event says it.
+//! The table's `pruned_through` column (default 0) is not read or written: retention deletes
+//! log prefixes, so the oldest retained event marks the retention point.
 
 use sea_orm::entity::prelude::*;
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
+use crate::social::loaders::loaders;
 use crate::social::types::{post::Post, user::User};
 use crate::{
     kernel::graphql::{
-        context::loaders,
         error::{ErrorCode, api_error, loader_error},
         ids::{self, NodeType},
     },

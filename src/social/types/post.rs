@@ -6,6 +6,8 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
+use crate::app::app;
+use crate::social::loaders::loaders;
 use crate::social::store::comments;
 use crate::social::store::stats;
 use crate::social::types::{comment::Comment, count, user::User};
@@ -13,7 +15,7 @@ use crate::{
     kernel::{
         db::keyset::{Keyset, Page},
         graphql::{
-            context::{app, loaders, viewer},
+            context::viewer,
             error::{ErrorCode, api_error, db_error, loader_error},
             ids::{self, NodeType},
             pagination::{ListKind, PageArgs, connection, connection_complexity},

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 
+use crate::app::app;
 use crate::social::entities::follow;
+use crate::social::loaders::loaders;
 use crate::social::store::follows;
 use crate::social::store::posts;
 use crate::social::store::stats;
@@ -14,7 +16,7 @@ use crate::{
     kernel::{
         db::keyset::{Keyset, Page},
         graphql::{
-            context::{app, loaders, viewer},
+            context::viewer,
             error::{db_error, loader_error},
             ids::{self, NodeType},
             pagination::{ListKind, PageArgs, connection, connection_complexity},

@@ -7,6 +7,8 @@
 //! sends `Last-Event-ID`, which resumes the subscription after that seq (it overrides the
 //! `afterSeq` argument). Comments keep the connection alive through proxies. The stream ends
 //! without `complete` (so clients reconnect) on shutdown and when the device is signed out.
+//! `GET` streams (`EventSource`) carry their reconnect delay as `retry:` fields: 1 s at the
+//! start, a random 0–2 s when the server shuts down.
 //! An app below its platform's minimum gets `426 UPGRADE_REQUIRED`, any app during
 //! maintenance `503 MAINTENANCE`, before the stream starts ([`crate::kernel::http::gate`]).
 
@@ -31,7 +33,7 @@ use crate::kernel::{
     http::{
         HttpState,
         auth::authenticate,
-        errors::error_response,
+        errors::{error_response, retry_later},
         gate,
         observe::ClientIp,
         wire::{self, WireRequest},
@@ -51,7 +53,7 @@ pub async fn post_handler(
         return error_response(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "request body too large");
     }
     match serde_json::from_slice::<WireRequest>(&body) {
-        Ok(request) => start(state, client, ip, headers, request).await,
+        Ok(request) => start(state, client, ip, headers, request, false).await,
         Err(err) => error_response(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
@@ -69,7 +71,7 @@ pub async fn get_handler(
     RawQuery(query): RawQuery,
 ) -> Response {
     match WireRequest::from_query_string(query.as_deref().unwrap_or_default()) {
-        Ok(request) => start(state, client, ip, headers, request).await,
+        Ok(request) => start(state, client, ip, headers, request, true).await,
         Err(err) => {
             error_response(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &format!("invalid query string: {err}"))
         }
@@ -96,7 +98,30 @@ fn seq_of(response: &async_graphql::Response) -> Option<i64> {
     }
 }
 
-async fn start(state: HttpState, client: ClientInfo, ip: ClientIp, headers: HeaderMap, wire: WireRequest) -> Response {
+/// Seconds a client over its connection limit should wait (`Retry-After`).
+pub const TOO_MANY_RETRY_SECONDS: u64 = 30;
+
+/// The reconnect delay an `EventSource` stream starts with (`retry:`, milliseconds).
+pub const RECONNECT_MS: u64 = 1000;
+
+/// The reconnect delay sent as a stream ends for shutdown: random in 0–2 s, so that a deploy
+/// does not bring every client back in the same millisecond.
+fn shutdown_reconnect() -> Duration {
+    Duration::from_millis(rand::random_range(0..=2000))
+}
+
+/// Starts one operation's stream. `eventsource`: a `GET` stream, the only kind browsers'
+/// `EventSource` opens, is told its reconnect delay with `retry:` fields; `POST` streams are
+/// not, because fetch-based clients such as graphql-sse refuse a `retry:` field (their own
+/// backoff applies, docs/realtime.md).
+async fn start(
+    state: HttpState,
+    client: ClientInfo,
+    ip: ClientIp,
+    headers: HeaderMap,
+    wire: WireRequest,
+    eventsource: bool,
+) -> Response {
     let accepts = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -123,10 +148,8 @@ async fn start(state: HttpState, client: ClientInfo, ip: ClientIp, headers: Head
     };
     let settings = &kernel.settings.live;
     if hooks.connections.open(user_id) >= settings.max_connections_per_user {
-        let mut response =
-            error_response(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, "too many connections of this user");
-        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-        return response;
+        let message = "too many connections of this user";
+        return retry_later(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message, TOO_MANY_RETRY_SECONDS);
     }
     let resolved = match wire::resolve(&wire, &kernel.documents).await {
         Ok(resolved) => resolved,
@@ -167,6 +190,9 @@ async fn start(state: HttpState, client: ClientInfo, ip: ClientIp, headers: Head
         if *closing.borrow_and_update() {
             return;
         }
+        if eventsource {
+            yield Ok::<Event, Infallible>(Event::default().retry(Duration::from_millis(RECONNECT_MS)));
+        }
         loop {
             tokio::select! {
                 next = results.next() => match next {
@@ -199,7 +225,12 @@ async fn start(state: HttpState, client: ClientInfo, ip: ClientIp, headers: Head
                         return;
                     }
                 }
-                _ = closing.changed() => return,
+                _ = closing.changed() => {
+                    if eventsource {
+                        yield Ok(Event::default().retry(shutdown_reconnect()));
+                    }
+                    return;
+                }
             }
         }
     };

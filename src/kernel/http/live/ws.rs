@@ -62,6 +62,14 @@ pub mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     /// Too many connections of this user: reconnect later.
     pub const TOO_MANY: u16 = 4429;
+
+    /// The `4429` reason for a user over its connection limit: JSON with the backoff, so a
+    /// client reads how long to wait (`retryAfterSeconds`) instead of parsing prose.
+    pub const TOO_MANY_CONNECTIONS: &str =
+        r#"{"message":"too many connections of this user","code":"RATE_LIMITED","retryAfterSeconds":30}"#;
+    /// The `4429` reason for a client that sends faster than its messages are processed.
+    pub const TOO_MANY_MESSAGES: &str =
+        r#"{"message":"too many messages in flight","code":"RATE_LIMITED","retryAfterSeconds":30}"#;
 }
 
 /// `GET /graphql/ws`.
@@ -203,9 +211,8 @@ async fn serve(
 }
 
 // One-off steps (authentication, presence, the revocation check, closing) are awaited through
-// `Box::pin`: the connection's task is as large as the largest future it awaits inline, and
-// 10 000 idle sockets should not each carry room for a database query they ran once (massif:
-// the task was ~7.9 KB per connection before).
+// `Box::pin`: a connection's task is as large as the largest future it awaits inline, and an
+// idle socket must not keep room for futures it ran once.
 async fn run(
     state: &HttpState,
     socket: &mut WebSocket,
@@ -237,7 +244,7 @@ async fn run(
         return ending(code, reason);
     }
     if hooks.connections.open(user_id) >= settings.max_connections_per_user {
-        return ending(close::TOO_MANY, "Too many connections: retry later");
+        return ending(close::TOO_MANY, close::TOO_MANY_CONNECTIONS);
     }
     let _online = Box::pin(hooks.connections.connect(user_id)).await;
     let mut revocations = hooks.verifier.revocations();
@@ -287,7 +294,7 @@ async fn run(
                 match inbound.try_send(bytes) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        return ending(close::TOO_MANY, "Too many messages in flight");
+                        return ending(close::TOO_MANY, close::TOO_MANY_MESSAGES);
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return ending(close::INTERNAL, "Internal error"),
                 }
