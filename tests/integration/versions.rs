@@ -399,14 +399,19 @@ impl Replica {
             .env("BFF_VERSIONS__REFRESH_SECONDS", "1")
             .env("BFF_VERSIONS__IOS__MINIMUM", "1.0")
             .env("BFF_LOG", "warn")
+            .stderr(std::fs::File::create(dir.join(format!("replica-{port}.log"))).expect("log file"))
             .spawn()
             .expect("spawn mobile-bff");
-        let replica = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let mut replica = Self { child, base: format!("http://127.0.0.1:{port}") };
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if client.get(format!("{}/readyz", replica.base)).send().await.is_ok_and(|r| r.status() == 200) {
                 return replica;
+            }
+            if let Ok(Some(status)) = replica.child.try_wait() {
+                let stderr = std::fs::read_to_string(dir.join(format!("replica-{port}.log"))).unwrap_or_default();
+                panic!("replica exited with {status}: {stderr}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
