@@ -22,7 +22,9 @@ use crate::{
             rate_limit::RateLimiter,
             redis::Redis,
         },
+        jobs::JobQueue,
     },
+    push::Push,
     realtime::{bus::EventBus, presence::Presence},
     upstreams::{BuildError, Upstreams},
 };
@@ -56,6 +58,9 @@ pub enum StartError {
     /// An upstream client could not be built.
     #[error("upstreams: {0}")]
     Upstreams(#[from] BuildError),
+    /// A push provider's credentials could not be loaded.
+    #[error("push: {0}")]
+    Push(#[from] crate::push::PushError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -90,6 +95,8 @@ pub struct App {
     pub presence: Arc<Presence>,
     /// The app version policy and maintenance switch, refreshed from the database.
     pub versions: Arc<PolicyCell>,
+    /// Push notifications: the providers (APNs, FCM, or the log fallback) and the send path.
+    pub push: Arc<Push>,
 }
 
 impl std::ops::Deref for App {
@@ -129,17 +136,32 @@ impl App {
         let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
         let versions = Arc::new(PolicyCell::new(settings.versions.clone()));
         versions.reload(db.conn()).await?;
+        let jobs = Arc::new(JobQueue::new(db.clone(), settings.jobs.clone(), metrics.clone()));
+        let push = Arc::new(Push::new(&settings.push)?);
         let kernel = Arc::new(Kernel {
             settings: settings.kernel(),
             db,
             metrics,
             documents,
+            jobs,
             parsed: ParsedDocuments::default(),
             limits,
             pins,
             closing: tokio::sync::watch::Sender::new(false),
         });
-        Ok(Arc::new(Self { settings, kernel, redis, keys, gate, recent_pairs, upstreams, bus, presence, versions }))
+        Ok(Arc::new(Self {
+            settings,
+            kernel,
+            redis,
+            keys,
+            gate,
+            recent_pairs,
+            upstreams,
+            bus,
+            presence,
+            versions,
+            push,
+        }))
     }
 
     /// The URL of a media object by storage key.

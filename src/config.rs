@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::{
     auth::settings::{AuthSettings, OAuthClient},
     kernel::settings::{
-        CompressionSettings, CorsSettings, DataLoaderSettings, IdempotencySettings, KernelSettings, LimitSettings,
-        LiveSettings, PersistedMode, PersistedSettings, PlaygroundSettings, Secret,
+        CompressionSettings, CorsSettings, DataLoaderSettings, IdempotencySettings, JobSettings, KernelSettings,
+        LimitSettings, LiveSettings, PersistedMode, PersistedSettings, PlaygroundSettings, Secret,
     },
 };
 
@@ -98,6 +98,10 @@ pub struct Settings {
     pub versions: crate::flags::settings::VersionsSettings,
     /// What the `bootstrap` query hands out.
     pub bootstrap: crate::flags::settings::BootstrapSettings,
+    /// The durable job queue and its workers.
+    pub jobs: JobSettings,
+    /// Push notifications: APNs and FCM credentials, delivery limits.
+    pub push: crate::push::settings::PushSettings,
 }
 
 impl Default for Settings {
@@ -129,6 +133,8 @@ impl Default for Settings {
             realtime: Default::default(),
             versions: Default::default(),
             bootstrap: Default::default(),
+            jobs: JobSettings::default(),
+            push: crate::push::settings::PushSettings::default(),
         }
     }
 }
@@ -294,6 +300,10 @@ impl Settings {
         }
         self.realtime.validate().map_err(ConfigError::OutOfRange)?;
         self.versions.validate().map_err(ConfigError::OutOfRange)?;
+        if self.jobs.lease_seconds == 0 || self.jobs.max_attempts == 0 {
+            return Err(ConfigError::OutOfRange("jobs.lease_seconds and jobs.max_attempts must be positive".into()));
+        }
+        self.push.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

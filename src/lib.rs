@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod messaging;
 pub mod node;
 pub mod playground;
+pub mod push;
 pub mod realtime;
 pub mod schema;
 pub mod server;

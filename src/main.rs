@@ -1,5 +1,5 @@
 //! The `mobile-bff` command: `serve` (default), `migrate`, `seed`, `token`, `tokens`, `schema`,
-//! `documents`, `versions`, `maintenance` and `example-upstream`.
+//! `documents`, `versions`, `maintenance`, `devices`, `jobs`, `push` and `example-upstream`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -94,6 +94,21 @@ enum Command {
         #[command(subcommand)]
         command: MaintenanceCommand,
     },
+    /// Test devices (development).
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Inspect the job queue (dead letters and what is pending).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Push notifications (docs/push-setup.md).
+    Push {
+        #[command(subcommand)]
+        command: PushCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +133,22 @@ enum VersionsCommand {
 }
 
 #[derive(Subcommand)]
+enum JobsCommand {
+    /// The newest jobs with a status: one `<id> <kind> <attempts> <last error>` line each.
+    List {
+        /// `dead` (the dead letter), `queued`, `running` or `done`.
+        #[arg(long, default_value = "dead")]
+        status: String,
+        /// Only this kind (`push.send`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum MaintenanceCommand {
     /// Start maintenance.
     On {
@@ -130,6 +161,63 @@ enum MaintenanceCommand {
     },
     /// End maintenance.
     Off,
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// Sign test devices of a user in with push tokens; prints `device <id> <provider> <token>`.
+    Seed {
+        /// The user's handle.
+        #[arg(long)]
+        user: String,
+        /// An APNs token (hex); repeat for more devices.
+        #[arg(long)]
+        apns: Vec<String>,
+        /// An FCM registration token; repeat for more devices.
+        #[arg(long)]
+        fcm: Vec<String>,
+        /// APNs tokens are sandbox (development build) tokens.
+        #[arg(long)]
+        sandbox: bool,
+        /// Also this many devices with random APNs-shaped tokens.
+        #[arg(long, default_value_t = 0)]
+        random: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushCommand {
+    /// Send a notification to every device of a user; prints the notification id and each
+    /// device's outcome (runs the sends in this process through the job queue).
+    Send {
+        /// The recipient's handle.
+        #[arg(long)]
+        user: String,
+        /// Title.
+        #[arg(long, default_value = "")]
+        title: String,
+        /// Body.
+        #[arg(long, default_value = "")]
+        body: String,
+        /// MESSAGES, SOCIAL, SYSTEM, SECURITY or MARKETING.
+        #[arg(long, default_value = "SYSTEM")]
+        category: String,
+        /// high or normal.
+        #[arg(long, default_value = "high")]
+        priority: String,
+        /// Data-only (background) push: no alert.
+        #[arg(long)]
+        silent: bool,
+        /// Custom keys, as a JSON object.
+        #[arg(long)]
+        data: Option<String>,
+        /// Collapse key (at most 64 bytes).
+        #[arg(long)]
+        collapse_key: Option<String>,
+        /// Seconds to wait for the outcomes.
+        #[arg(long, default_value_t = 30)]
+        wait_seconds: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -313,6 +401,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 listener.local_addr()?
             );
             axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+        }
+        Command::Push {
+            command:
+                PushCommand::Send { user, title, body, category, priority, silent, data, collapse_key, wait_seconds },
+        } => {
+            let app = App::init(settings).await?;
+            let workers = mobile_bff::kernel::jobs::worker::spawn_workers(app.jobs.clone(), server::job_registry(&app));
+            let args = mobile_bff::push::cli::SendArgs {
+                user,
+                title,
+                body,
+                category,
+                priority,
+                silent,
+                data,
+                collapse_key,
+                wait: std::time::Duration::from_secs(wait_seconds),
+            };
+            let report = mobile_bff::push::cli::send(&app, args).await;
+            for worker in workers {
+                worker.abort();
+            }
+            print!("{}", report?);
+        }
+        Command::Devices { command: DevicesCommand::Seed { user, apns, fcm, sandbox, random } } => {
+            let app = App::init(settings).await?;
+            let environment = if sandbox {
+                mobile_bff::push::tokens::Environment::Sandbox
+            } else {
+                mobile_bff::push::tokens::Environment::Production
+            };
+            print!("{}", mobile_bff::push::cli::seed_devices(&app, &user, &apns, &fcm, environment, random).await?);
+        }
+        Command::Jobs { command: JobsCommand::List { status, kind, limit } } => {
+            let db = open_db(&settings).await?;
+            let rows = mobile_bff::kernel::jobs::store::list(db.conn(), &status, kind.as_deref(), limit).await?;
+            for row in rows {
+                println!(
+                    "{} {} attempts={} {}",
+                    row.id,
+                    row.kind,
+                    row.attempts,
+                    row.last_error.as_deref().unwrap_or("-")
+                );
+            }
         }
         Command::Schema => {}
     }

@@ -29,6 +29,7 @@ pub struct Query(
     crate::messaging::graphql::MessagingQuery,
     crate::realtime::graphql::RealtimeQuery,
     crate::flags::bootstrap::BootstrapQuery,
+    crate::push::history::NotificationsQuery,
 );
 
 /// Every mutation, merged from the concerns.
@@ -38,6 +39,8 @@ pub struct Mutation(
     crate::auth::graphql::AuthMutation,
     crate::messaging::graphql::MessagingMutation,
     crate::realtime::graphql::RealtimeMutation,
+    crate::push::graphql::PushMutation,
+    crate::push::history::NotificationsMutation,
 );
 
 /// Every subscription, merged from the concerns.

@@ -17,6 +17,7 @@ use crate::{
         hooks::Hooks,
         http::{self, HttpState},
         idempotency,
+        jobs::{self, JobRegistry},
     },
     playground,
     realtime::{
@@ -38,6 +39,8 @@ pub struct RunningServer {
     sweeper: JoinHandle<()>,
     /// Real-time background tasks (retention, presence, cross-replica notifications).
     realtime: Vec<JoinHandle<()>>,
+    /// Job-queue workers (one loop per kind) and the queue's maintenance task.
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -59,7 +62,7 @@ impl RunningServer {
             Err(_) => tracing::warn!("shutdown grace period elapsed with requests in flight"),
         }
         self.sweeper.abort();
-        for task in &self.realtime {
+        for task in self.realtime.iter().chain(&self.workers) {
             task.abort();
         }
     }
@@ -109,8 +112,23 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     });
     let sweeper = idempotency::spawn_sweeper(app.db.clone(), Duration::from_secs(600));
     let realtime = realtime_tasks(&app);
+    let workers = job_workers(&app);
     tracing::info!(%addr, "mobile-bff listening");
-    Ok(RunningServer { addr, app, shutdown, task, sweeper, realtime })
+    Ok(RunningServer { addr, app, shutdown, task, sweeper, realtime, workers })
+}
+
+/// The job handlers of every concern, by kind.
+pub fn job_registry(app: &Arc<App>) -> JobRegistry {
+    JobRegistry::default().register(Arc::new(crate::push::worker::SendHandler(app.clone())))
+}
+
+/// Starts the job workers (when `jobs.workers` is on) and the queue's maintenance task.
+fn job_workers(app: &Arc<App>) -> Vec<JoinHandle<()>> {
+    if app.settings.jobs.workers {
+        jobs::worker::spawn_workers(app.jobs.clone(), job_registry(app))
+    } else {
+        vec![jobs::worker::spawn_maintenance(app.jobs.clone())]
+    }
 }
 
 /// Event-log retention, the presence ticker, the version-policy refresher and, on PostgreSQL, the LISTEN task that wakes

@@ -17,6 +17,7 @@ mod m20261125_000007_messaging;
 mod m20261125_000008_events;
 mod m20261203_000001_refresh_successor_keys;
 mod m20261203_000002_versions;
+mod m20261203_000003_jobs_and_push;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_events::Migration),
             Box::new(m20261203_000001_refresh_successor_keys::Migration),
             Box::new(m20261203_000002_versions::Migration),
+            Box::new(m20261203_000003_jobs_and_push::Migration),
         ]
     }
 }

@@ -92,6 +92,11 @@ pub async fn upsert(
             locale: Set(info.locale.clone()),
             timezone: Set(info.timezone.clone()),
             push_token: Set(info.push_token.clone()),
+            push_provider: Set(info.push_token.as_ref().map(|_| legacy_provider(&info.platform).to_owned())),
+            push_environment: Set(info.push_token.as_ref().map(|_| "PRODUCTION".to_owned())),
+            push_token_updated_at: Set(info.push_token.as_ref().map(|_| now)),
+            push_token_dead_at: Set(None),
+            push_token_dead_reason: Set(None),
             created_at: Set(now),
             last_seen_at: Set(now),
             revoked_at: Set(None),
@@ -113,6 +118,7 @@ pub async fn upsert(
         });
         events::record(conn, user_id, Some(existing.id), EventKind::DeviceChanged, detail).await?;
     }
+    let token_changed = info.push_token.is_some() && existing.push_token != info.push_token;
     let mut active: device::ActiveModel = existing.into();
     active.platform = Set(info.platform.clone());
     active.model = Set(info.model.clone());
@@ -120,12 +126,23 @@ pub async fn upsert(
     active.app_version = Set(info.app_version.clone());
     active.locale = Set(info.locale.clone());
     active.timezone = Set(info.timezone.clone());
-    if info.push_token.is_some() {
+    if token_changed {
         active.push_token = Set(info.push_token.clone());
+        active.push_provider = Set(Some(legacy_provider(&info.platform).to_owned()));
+        active.push_environment = Set(Some("PRODUCTION".to_owned()));
+        active.push_token_updated_at = Set(Some(now));
+        active.push_token_dead_at = Set(None);
+        active.push_token_dead_reason = Set(None);
     }
     active.last_seen_at = Set(now);
     active.revoked_at = Set(None);
     Ok(active.update(conn).await?)
+}
+
+/// The provider of a `pushToken` given at sign-in (`DeviceInput.pushToken`): APNs on iOS, FCM
+/// elsewhere, in the production environment. `registerPushToken` says it explicitly.
+fn legacy_provider(platform: &str) -> &'static str {
+    if platform == "ios" { "APNS" } else { "FCM" }
 }
 
 /// The user's devices, most recently seen first (revoked ones included, marked).
@@ -149,7 +166,11 @@ pub async fn revoke(conn: &impl ConnectionTrait, user_id: i64, device_id: i64, e
     let now = db::now();
     let mut active: device::ActiveModel = device.into();
     active.revoked_at = Set(Some(now));
+    // No more pushes: the send worker re-reads the device before every attempt.
     active.push_token = Set(None);
+    active.push_provider = Set(None);
+    active.push_environment = Set(None);
+    active.push_token_updated_at = Set(Some(now));
     active.update(conn).await?;
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))

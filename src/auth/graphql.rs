@@ -151,6 +151,9 @@ pub struct Device {
     pub created_at: DateTime<Utc>,
     /// Last sign-in or token refresh.
     pub last_seen_at: DateTime<Utc>,
+    /// The device's push registration (null without a token): a token the provider reported
+    /// dead shows `deliverable: false`.
+    pub push: Option<crate::push::types::PushRegistration>,
 }
 
 fn device_name(row: &device::Model) -> String {
@@ -164,8 +167,10 @@ fn device_name(row: &device::Model) -> String {
 }
 
 impl Device {
-    fn from_row(row: device::Model, current: Option<i64>) -> Self {
+    /// The API form of a device row; `current` is the requesting device.
+    pub fn from_row(row: device::Model, current: Option<i64>) -> Self {
         Self {
+            push: crate::push::types::PushRegistration::of(&row),
             id: ids::encode(NodeType::Device, row.id),
             platform: DevicePlatform::parse(&row.platform),
             name: device_name(&row),

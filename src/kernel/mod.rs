@@ -1,7 +1,7 @@
 //! The shared kernel: what every concern uses — the database handle and its helpers
 //! ([`db`]), idempotency keys ([`idempotency`]), persisted documents ([`documents`]), the
 //! GraphQL plumbing and the one operation pipeline ([`graphql`]), the HTTP transport
-//! ([`http`]) and infrastructure ([`infra`]). Nothing here imports a concern or the
+//! ([`http`]), infrastructure ([`infra`]) and the durable job queue ([`jobs`]). Nothing here imports a concern or the
 //! composition root: concerns plug into the transport through [`hooks`].
 
 pub mod db;
@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod http;
 pub mod idempotency;
 pub mod infra;
+pub mod jobs;
 pub mod request;
 pub mod settings;
 pub mod validate;
@@ -23,6 +24,7 @@ use self::{
     documents::DocumentStore,
     graphql::parsed::ParsedDocuments,
     infra::{metrics::Metrics, pins::Pin, rate_limit::RateLimiter},
+    jobs::JobQueue,
     settings::KernelSettings,
 };
 
@@ -38,6 +40,8 @@ pub struct Kernel {
     pub metrics: Arc<Metrics>,
     /// Persisted queries and trusted documents.
     pub documents: DocumentStore,
+    /// The durable job queue (background work of every concern).
+    pub jobs: Arc<JobQueue>,
     /// Parsed GraphQL documents by query text.
     pub parsed: ParsedDocuments,
     /// Rate limits (shared through Redis when configured).

@@ -212,3 +212,42 @@ pub struct KernelSettings {
     /// WebSocket and SSE.
     pub live: LiveSettings,
 }
+
+/// The job queue and its workers.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSettings {
+    /// Run job workers in this process (every replica normally does).
+    pub workers: bool,
+    /// How often an idle worker looks for due jobs, in milliseconds (jobs enqueued by this
+    /// replica wake its workers at once).
+    pub poll_interval_ms: u64,
+    /// How long a claimed job is leased to its worker, in seconds; a job whose worker died runs
+    /// again once its lease expires. An attempt is cut off at the lease.
+    pub lease_seconds: u64,
+    /// Attempts before a job is dead-lettered (a handler may ask for fewer).
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter (half to full).
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds (a provider's `Retry-After` is honoured beyond it).
+    pub backoff_max_ms: u64,
+    /// How often the queue metrics are refreshed and done jobs swept, in seconds.
+    pub maintenance_interval_seconds: u64,
+    /// How long done jobs are kept, in seconds (dead ones are kept for operators).
+    pub done_retention_seconds: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            workers: true,
+            poll_interval_ms: 500,
+            lease_seconds: 60,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            maintenance_interval_seconds: 10,
+            done_retention_seconds: 7 * 24 * 3600,
+        }
+    }
+}

@@ -29,7 +29,7 @@ async fn load_node(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<N
         (NodeType::Comment, row) => {
             loaders.comments.load_one(row).await.map_err(loader_error)?.map(|(c, _)| Node::Comment(Comment::from(c)))
         }
-        (NodeType::Device, _) => None,
+        (NodeType::Device | NodeType::Notification, _) => None,
         (NodeType::Conversation, row) => {
             crate::messaging::graphql::node_conversation(ctx, row).await?.map(Node::Conversation)
         }

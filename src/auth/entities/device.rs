@@ -1,4 +1,5 @@
-//! A device a user signed in from (one row per user and client device id).
+//! A device a user signed in from (one row per user and client device id), with its push
+//! registration (token, provider, environment, provider feedback; managed by `crate::push`).
 
 use sea_orm::entity::prelude::*;
 
@@ -16,6 +17,16 @@ pub struct Model {
     pub locale: String,
     pub timezone: String,
     pub push_token: Option<String>,
+    /// `APNS` or `FCM` (with `push_token`).
+    pub push_provider: Option<String>,
+    /// `SANDBOX` or `PRODUCTION` for APNs tokens.
+    pub push_environment: Option<String>,
+    /// When the token was last registered or removed.
+    pub push_token_updated_at: Option<DateTimeUtc>,
+    /// When a provider reported the token dead (it gets no more pushes).
+    pub push_token_dead_at: Option<DateTimeUtc>,
+    /// The provider's reason (`APNs 410 Unregistered`, `FCM 404 UNREGISTERED`, ...).
+    pub push_token_dead_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,

@@ -19,6 +19,18 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::kernel::infra::metrics::Metrics;
 
+tokio::task_local! {
+    /// Set while background work (job workers) runs: its statements are counted apart.
+    static BACKGROUND: ();
+}
+
+/// Runs `work` as background work: its statements count into
+/// `bff_db_background_statements_total`, not `bff_db_statements_total`, so the per-request
+/// statement counts stay exact while job workers poll and send.
+pub fn background<F: std::future::Future>(work: F) -> impl std::future::Future<Output = F::Output> {
+    BACKGROUND.scope((), work)
+}
+
 /// The application's database handle.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -71,7 +83,11 @@ impl Db {
         let mut conn = Database::connect(options).await?;
         conn.set_metric_callback(move |info| {
             tracing::trace!(target: "mobile_bff::sql", sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64, "statement");
-            metrics.db_statements.inc();
+            if BACKGROUND.try_with(|_| ()).is_ok() {
+                metrics.db_background_statements.inc();
+            } else {
+                metrics.db_statements.inc();
+            }
             if info.failed {
                 metrics.db_statement_errors.inc();
             }

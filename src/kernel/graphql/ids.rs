@@ -23,6 +23,8 @@ pub enum NodeType {
     Conversation,
     /// `Message`
     Message,
+    /// `Notification` (not a `Node`: only its recipient sees it)
+    Notification,
 }
 
 impl NodeType {
@@ -34,6 +36,7 @@ impl NodeType {
             Self::Device => "Device",
             Self::Conversation => "Conversation",
             Self::Message => "Message",
+            Self::Notification => "Notification",
         }
     }
 
@@ -45,6 +48,7 @@ impl NodeType {
             "Device" => Some(Self::Device),
             "Conversation" => Some(Self::Conversation),
             "Message" => Some(Self::Message),
+            "Notification" => Some(Self::Notification),
             _ => None,
         }
     }

@@ -30,6 +30,8 @@ pub enum ListKind {
     SecurityEvents,
     /// `conversations` (the inbox, keyed by last activity)
     Conversations,
+    /// `notifications` (in-app history)
+    Notifications,
 }
 
 impl ListKind {
@@ -42,6 +44,7 @@ impl ListKind {
             Self::Following => "following",
             Self::SecurityEvents => "events",
             Self::Conversations => "inbox",
+            Self::Notifications => "notifications",
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub db_statements: Counter,
     /// SQL statements that failed.
     pub db_statement_errors: Counter,
+    /// SQL statements of background work (job workers), not counted in `db_statements`.
+    pub db_background_statements: Counter,
     /// Request body bytes by operation: `wire` (as received, maybe compressed) and `raw`.
     pub request_bytes: Family<BytesLabels, Counter>,
     /// Response body bytes by operation: `raw` (before compression) and `wire` (as sent).
@@ -122,6 +124,77 @@ pub struct Metrics {
     pub app_version_labels: BoundedLabels,
     /// Real-time connections, subscriptions and closes.
     pub live: LiveMetrics,
+    /// The job queue.
+    pub jobs: JobMetrics,
+    /// Push sends by provider and outcome.
+    pub push_sends: Family<PushLabels, Counter>,
+}
+
+/// Labels of a push send outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    /// `APNS` or `FCM`.
+    pub provider: String,
+    /// `delivered`, `logged` (log provider), `token_dead`, `refused` or `transient`.
+    pub outcome: String,
+}
+
+/// Labels of a job-queue gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// The handler kind (`push.send`, ...): a fixed set registered by the code.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `dead`.
+    pub status: String,
+}
+
+/// Labels of a job attempt outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    /// The handler kind.
+    pub kind: String,
+    /// `done`, `failed` (a retry is scheduled), `dead`, `reclaimed` (a lease expired and the
+    /// job runs again: a possible duplicate) or `lease_lost` (a result came after the lease).
+    pub outcome: String,
+}
+
+/// Labels of a per-kind gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobKindLabels {
+    /// The handler kind.
+    pub kind: String,
+}
+
+/// Job-queue metrics (`bff_jobs*`): rows by kind and status (refreshed from the table, so
+/// they cover every replica), the age of the oldest due job, and attempt outcomes counted by
+/// this replica's workers.
+#[derive(Clone, Default)]
+pub struct JobMetrics {
+    /// Rows by kind and status.
+    pub rows: Family<JobLabels, Gauge>,
+    /// Seconds the oldest due queued job has waited, by kind.
+    pub oldest_due_seconds: Family<JobKindLabels, Gauge>,
+    /// Attempt outcomes by kind.
+    pub outcomes: Family<JobOutcomeLabels, Counter>,
+}
+
+impl JobMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let jobs = Self::default();
+        registry.register("jobs", "Job-queue rows by kind and status", jobs.rows.clone());
+        registry.register(
+            "jobs_oldest_due_seconds",
+            "Seconds the oldest due queued job has waited, by kind",
+            jobs.oldest_due_seconds.clone(),
+        );
+        registry.register("job_attempts", "Job attempt outcomes by kind", jobs.outcomes.clone());
+        jobs
+    }
+
+    /// Counts one attempt outcome.
+    pub fn outcome(&self, kind: &str, outcome: &str) {
+        self.outcomes.get_or_create(&JobOutcomeLabels { kind: kind.to_owned(), outcome: outcome.to_owned() }).inc();
+    }
 }
 
 /// Labels of real-time connection metrics.
@@ -214,6 +287,12 @@ impl Metrics {
         registry.register("request_duration_seconds", "Request latency", request_seconds.clone());
         let db_statements = Counter::default();
         registry.register("db_statements", "SQL statements executed", db_statements.clone());
+        let db_background_statements = Counter::default();
+        registry.register(
+            "db_background_statements",
+            "SQL statements executed by background work (job workers)",
+            db_background_statements.clone(),
+        );
         let db_statement_errors = Counter::default();
         registry.register("db_statement_errors", "SQL statements that failed", db_statement_errors.clone());
         let request_bytes = Family::<BytesLabels, Counter>::default();
@@ -247,8 +326,13 @@ impl Metrics {
             upstream_breaker_state.clone(),
         );
         let live = LiveMetrics::register(&mut registry);
+        let jobs = JobMetrics::register(&mut registry);
+        let push_sends = Family::<PushLabels, Counter>::default();
+        registry.register("push_sends", "Push sends by provider and outcome", push_sends.clone());
         Self {
             live,
+            jobs,
+            push_sends,
             registry,
             upstream_calls,
             upstream_seconds,
@@ -259,6 +343,7 @@ impl Metrics {
             request_seconds,
             db_statements,
             db_statement_errors,
+            db_background_statements,
             request_bytes,
             response_bytes,
             documents,
@@ -300,6 +385,11 @@ impl Metrics {
     /// Publishes a breaker state (0 closed, 1 half-open, 2 open).
     pub fn set_breaker_state(&self, upstream: &str, state: i64) {
         self.upstream_breaker_state.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).set(state);
+    }
+
+    /// Counts one push send outcome.
+    pub fn push_outcome(&self, provider: &str, outcome: &str) {
+        self.push_sends.get_or_create(&PushLabels { provider: provider.to_owned(), outcome: outcome.to_owned() }).inc();
     }
 
     /// Counts a decompressed request body.
