@@ -24,6 +24,7 @@ use crate::{
         },
         jobs::JobQueue,
     },
+    media::Media,
     push::Push,
     realtime::{bus::EventBus, presence::Presence},
     upstreams::{BuildError, Upstreams},
@@ -58,6 +59,9 @@ pub enum StartError {
     /// An upstream client could not be built.
     #[error("upstreams: {0}")]
     Upstreams(#[from] BuildError),
+    /// The media storage or its URL-signing key could not be opened.
+    #[error("media: {0}")]
+    Media(std::io::Error),
     /// A push provider's credentials could not be loaded.
     #[error("push: {0}")]
     Push(#[from] crate::push::PushError),
@@ -97,6 +101,8 @@ pub struct App {
     pub versions: Arc<PolicyCell>,
     /// Push notifications: the providers (APNs, FCM, or the log fallback) and the send path.
     pub push: Arc<Push>,
+    /// Media: the object storage and the upload URL signer.
+    pub media: Arc<Media>,
 }
 
 impl std::ops::Deref for App {
@@ -138,6 +144,7 @@ impl App {
         versions.reload(db.conn()).await?;
         let jobs = Arc::new(JobQueue::new(db.clone(), settings.jobs.clone(), metrics.clone()));
         let push = Arc::new(Push::new(&settings.push)?);
+        let media = Arc::new(Media::new(&settings.media, &settings.data_dir).map_err(StartError::Media)?);
         let kernel = Arc::new(Kernel {
             settings: settings.kernel(),
             db,
@@ -161,6 +168,7 @@ impl App {
             presence,
             versions,
             push,
+            media,
         }))
     }
 

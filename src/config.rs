@@ -102,6 +102,8 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Push notifications: APNs and FCM credentials, delivery limits.
     pub push: crate::push::settings::PushSettings,
+    /// Media: storage, per-file limits and quotas, decoding limits, the variant ladder.
+    pub media: crate::media::settings::MediaSettings,
 }
 
 impl Default for Settings {
@@ -135,6 +137,7 @@ impl Default for Settings {
             bootstrap: Default::default(),
             jobs: JobSettings::default(),
             push: crate::push::settings::PushSettings::default(),
+            media: crate::media::settings::MediaSettings::default(),
         }
     }
 }
@@ -304,6 +307,7 @@ impl Settings {
             return Err(ConfigError::OutOfRange("jobs.lease_seconds and jobs.max_attempts must be positive".into()));
         }
         self.push.validate().map_err(ConfigError::OutOfRange)?;
+        self.media.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

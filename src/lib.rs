@@ -1,7 +1,7 @@
 //! mobile-bff: a GraphQL backend-for-frontend for mobile apps.
 //!
 //! One folder per concern ([`auth`], [`social`], [`messaging`], [`realtime`], [`upstreams`],
-//! [`flags`])
+//! [`flags`], [`push`], [`media`])
 //! over a shared [`kernel`] (database, GraphQL plumbing, HTTP transport, infrastructure) that
 //! imports no concern. The composition root ([`app`], [`schema`], [`server`], [`config`]) is
 //! the only code that knows every concern; [`dev`] holds development tools (the demo seed and
@@ -13,6 +13,7 @@ pub mod config;
 pub mod dev;
 pub mod flags;
 pub mod kernel;
+pub mod media;
 pub mod messaging;
 pub mod node;
 pub mod playground;

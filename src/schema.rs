@@ -30,6 +30,7 @@ pub struct Query(
     crate::realtime::graphql::RealtimeQuery,
     crate::flags::bootstrap::BootstrapQuery,
     crate::push::history::NotificationsQuery,
+    crate::media::graphql::MediaQuery,
 );
 
 /// Every mutation, merged from the concerns.
@@ -41,6 +42,7 @@ pub struct Mutation(
     crate::realtime::graphql::RealtimeMutation,
     crate::push::graphql::PushMutation,
     crate::push::history::NotificationsMutation,
+    crate::media::graphql::MediaMutation,
 );
 
 /// Every subscription, merged from the concerns.

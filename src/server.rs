@@ -93,7 +93,10 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
         gate: Arc::new(VersionGate(app.versions.clone())),
     };
     let state = HttpState { pipeline: Pipeline::new(app.kernel.clone(), hooks), sdl };
-    let concerns = Router::new().merge(auth::routes::routes(app.clone())).merge(playground::routes(app.clone()));
+    let concerns = Router::new()
+        .merge(auth::routes::routes(app.clone()))
+        .merge(playground::routes(app.clone()))
+        .merge(crate::media::routes(app.clone()));
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
@@ -119,7 +122,9 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
 
 /// The job handlers of every concern, by kind.
 pub fn job_registry(app: &Arc<App>) -> JobRegistry {
-    JobRegistry::default().register(Arc::new(crate::push::worker::SendHandler(app.clone())))
+    JobRegistry::default()
+        .register(Arc::new(crate::push::worker::SendHandler(app.clone())))
+        .register(Arc::new(crate::media::worker::ProcessHandler(app.clone())))
 }
 
 /// Starts the job workers (when `jobs.workers` is on) and the queue's maintenance task.
@@ -139,6 +144,7 @@ fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
         log::spawn_retention_sweeper(app.db.clone(), settings.clone()),
         app.presence.spawn_ticker(),
         policy::spawn_refresher(&app.versions, app.settings.database_url.expose().to_owned()),
+        crate::media::uploads::spawn_sweeper(app.media.finisher(app), app.settings.media.clone()),
     ];
     if app.settings.is_postgres() && settings.pg_notify {
         // The listener holds the app only weakly: it must not keep a stopped server alive.

@@ -201,6 +201,10 @@ pub async fn seed(db: &Db, users: usize) -> Result<SeedReport, DomainError> {
                     height: Set(height),
                     blurhash: Set(BLURHASHES[rng.random_range(0..BLURHASHES.len())].to_owned()),
                     alt_text: Set(None),
+                    media_id: Set(None),
+                    status: Set("ready".to_owned()),
+                    dominant_color: Set(None),
+                    variants: Set(None),
                 });
             }
         }

@@ -55,3 +55,23 @@ pub async fn post_activity(
     let record = PostActivityRecord { post_id, actor_id, activity };
     log::append(conn, settings, &[post.author_id], EventKind::PostActivity, &record).await
 }
+
+/// Payload of [`EventKind::MediaReady`] and [`EventKind::MediaFailed`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    /// The upload's id (`createUpload`, the last segment of its tus `Location`).
+    pub upload_id: String,
+    /// The failure's reason code (`MEDIA_FAILED` only).
+    pub reason: Option<String>,
+}
+
+/// Tells `user` that their upload finished processing (`reason` `None`) or failed.
+pub async fn media_processed(
+    conn: &impl ConnectionTrait,
+    settings: &RealtimeSettings,
+    user: i64,
+    record: MediaRecord,
+) -> Result<Vec<user_event::Model>, DomainError> {
+    let kind = if record.reason.is_some() { EventKind::MediaFailed } else { EventKind::MediaReady };
+    log::append(conn, settings, &[user], kind, &record).await
+}

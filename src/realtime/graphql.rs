@@ -14,7 +14,7 @@ use futures_util::{Stream, StreamExt, stream::BoxStream};
 
 use crate::app::app;
 use crate::realtime::{
-    activity::{Activity, PostActivityRecord},
+    activity::{Activity, MediaRecord, PostActivityRecord},
     entities::user_event,
     log::{self, ConversationRecord, EventKind as StoredKind, MessageRecord, PresenceRecord, ReadRecord},
     presence::Status,
@@ -48,6 +48,10 @@ pub enum EventKind {
     PresenceChanged,
     /// Someone commented on or reacted to one of the viewer's posts (`postActivity`).
     PostActivity,
+    /// One of the viewer's uploads finished processing (`media`).
+    MediaReady,
+    /// One of the viewer's uploads could not be processed (`media`).
+    MediaFailed,
 }
 
 impl From<StoredKind> for EventKind {
@@ -58,6 +62,8 @@ impl From<StoredKind> for EventKind {
             StoredKind::ConversationAdded => Self::ConversationAdded,
             StoredKind::PresenceChanged => Self::PresenceChanged,
             StoredKind::PostActivity => Self::PostActivity,
+            StoredKind::MediaReady => Self::MediaReady,
+            StoredKind::MediaFailed => Self::MediaFailed,
         }
     }
 }
@@ -103,7 +109,10 @@ impl Event {
             StoredKind::MessageAdded => self.payload::<MessageRecord>(self.kind).map(|m| m.conversation_id),
             StoredKind::MessageRead => self.payload::<ReadRecord>(self.kind).map(|r| r.conversation_id),
             StoredKind::ConversationAdded => self.payload::<ConversationRecord>(self.kind).map(|c| c.conversation_id),
-            StoredKind::PresenceChanged | StoredKind::PostActivity => None,
+            StoredKind::PresenceChanged
+            | StoredKind::PostActivity
+            | StoredKind::MediaReady
+            | StoredKind::MediaFailed => None,
         };
         id.map(|id| ids::encode(NodeType::Conversation, id))
     }
@@ -126,6 +135,29 @@ impl Event {
     /// The comment or reaction on the viewer's post (`POST_ACTIVITY`).
     async fn post_activity(&self) -> Option<PostActivity> {
         self.payload::<PostActivityRecord>(StoredKind::PostActivity).map(PostActivity)
+    }
+
+    /// The processed upload (`MEDIA_READY`, `MEDIA_FAILED`).
+    async fn media(&self) -> Option<MediaEvent> {
+        self.payload::<MediaRecord>(StoredKind::MediaReady)
+            .or_else(|| self.payload::<MediaRecord>(StoredKind::MediaFailed))
+            .map(MediaEvent)
+    }
+}
+
+/// An upload of the viewer finished processing or failed.
+pub struct MediaEvent(MediaRecord);
+
+#[Object(cache_control(private))]
+impl MediaEvent {
+    /// The upload (`upload(id:)` has its status, variants and URLs).
+    async fn upload_id(&self) -> &str {
+        &self.0.upload_id
+    }
+
+    /// Why processing failed (`MEDIA_FAILED`): a `MediaFailureReason` value.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
     }
 }
 

@@ -30,6 +30,10 @@ pub enum EventKind {
     PresenceChanged,
     /// Someone commented on or reacted to one of the user's posts.
     PostActivity,
+    /// One of the user's uploads finished processing.
+    MediaReady,
+    /// One of the user's uploads could not be processed.
+    MediaFailed,
 }
 
 impl EventKind {
@@ -41,6 +45,8 @@ impl EventKind {
             Self::ConversationAdded => "conversation_added",
             Self::PresenceChanged => "presence_changed",
             Self::PostActivity => "post_activity",
+            Self::MediaReady => "media_ready",
+            Self::MediaFailed => "media_failed",
         }
     }
 
@@ -52,6 +58,8 @@ impl EventKind {
             "conversation_added" => Self::ConversationAdded,
             "presence_changed" => Self::PresenceChanged,
             "post_activity" => Self::PostActivity,
+            "media_ready" => Self::MediaReady,
+            "media_failed" => Self::MediaFailed,
             _ => return None,
         })
     }

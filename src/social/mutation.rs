@@ -6,6 +6,7 @@ use futures_util::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::app::app;
+use crate::media::MediaInput;
 use crate::social::loaders::loaders;
 use crate::{
     kernel::graphql::{
@@ -29,7 +30,7 @@ use crate::{
     realtime::activity::{self, Activity},
     social::{
         interactions::{self, CommentRef, FollowRef},
-        posts::{self, NewMedia, NewPost, PostRef},
+        posts::{self, NewPost, PostRef},
     },
 };
 
@@ -90,23 +91,6 @@ async fn load_user(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<U
     Ok(row.map(User::from))
 }
 
-/// A media reference for `createPost`.
-#[derive(InputObject, Serialize)]
-pub struct MediaInput {
-    /// Key of the uploaded object in media storage.
-    pub storage_key: String,
-    /// MIME type, `image/*` or `video/*`.
-    pub mime_type: String,
-    /// Width in pixels.
-    pub width: i32,
-    /// Height in pixels.
-    pub height: i32,
-    /// BlurHash placeholder.
-    pub blurhash: String,
-    /// Accessibility text.
-    pub alt_text: Option<String>,
-}
-
 /// Input of `createPost`.
 #[derive(InputObject)]
 pub struct CreatePostInput {
@@ -115,7 +99,7 @@ pub struct CreatePostInput {
     /// http(s) URLs, at most 10.
     #[graphql(default)]
     pub links: Vec<String>,
-    /// Media references, at most 10.
+    /// The viewer's uploads to attach, at most 10.
     #[graphql(default)]
     pub media: Vec<MediaInput>,
     /// Client key making retries safe (8–128 chars of `[A-Za-z0-9_.:-]`, e.g. a UUID).
@@ -222,18 +206,7 @@ impl SocialMutation {
         let new = NewPost {
             body: input.body,
             links: input.links,
-            media: input
-                .media
-                .into_iter()
-                .map(|m| NewMedia {
-                    storage_key: m.storage_key,
-                    mime_type: m.mime_type,
-                    width: m.width,
-                    height: m.height,
-                    blurhash: m.blurhash,
-                    alt_text: m.alt_text,
-                })
-                .collect(),
+            media: crate::media::attach::attachments(input.media, posts::MAX_MEDIA).api()?,
         }
         .validated()
         .api()?;

@@ -65,6 +65,9 @@ pub enum ErrorCode {
     /// The service is in maintenance: show the maintenance screen, retry after
     /// `extensions.retryAfterSeconds`; HTTP 503.
     Maintenance,
+    /// A file is larger than its kind allows or than the user's remaining storage quota
+    /// (`extensions.maxSizeBytes`, `extensions.remainingQuota`); HTTP 413 on upload routes.
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -96,6 +99,7 @@ impl ErrorCode {
             Self::ResyncRequired => "RESYNC_REQUIRED",
             Self::UpgradeRequired => "UPGRADE_REQUIRED",
             Self::Maintenance => "MAINTENANCE",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
         }
     }
 }

@@ -4,6 +4,8 @@
 pub mod comment;
 pub mod follow;
 pub mod post;
-pub mod post_media;
 pub mod reaction;
 pub mod user;
+
+/// A post's media reference, owned by the media concern (one definition of the media shape).
+pub use crate::media::entities::post_media;

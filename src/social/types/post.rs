@@ -1,12 +1,13 @@
-//! `Post` and `PostMedia`: a post's content, author, media, counts, the viewer's reaction
-//! and its comments.
+//! `Post`: a post's content, author, media (`PostMedia`, owned by the media concern),
+//! counts, the viewer's reaction and its comments.
 
 use std::sync::Arc;
 
-use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject, connection::Connection};
+use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::app::app;
+use crate::media::PostMedia;
 use crate::social::loaders::loaders;
 use crate::social::store::comments;
 use crate::social::store::stats;
@@ -22,7 +23,7 @@ use crate::{
         },
     },
     social::{
-        entities::{post, post_media},
+        entities::post,
         loaders::NewestCommentsKey,
         store::posts::PostWithAuthor,
     },
@@ -70,51 +71,6 @@ impl ReactionKind {
             "angry" => Some(Self::Angry),
             _ => None,
         }
-    }
-}
-
-/// A media row as the API shows it, shared with the media loader's cache.
-#[derive(Clone, Debug)]
-pub struct PostMedia {
-    row: Arc<post_media::Model>,
-}
-
-/// An image or video attached to a post.
-#[Object(cache_control(max_age = 3600))]
-impl PostMedia {
-    /// MIME type of the original.
-    async fn mime_type(&self) -> &str {
-        &self.row.mime_type
-    }
-
-    /// Width of the original in pixels.
-    async fn width(&self) -> i32 {
-        self.row.width
-    }
-
-    /// Height of the original in pixels.
-    async fn height(&self) -> i32 {
-        self.row.height
-    }
-
-    /// BlurHash placeholder to show while the image loads.
-    async fn blurhash(&self) -> &str {
-        &self.row.blurhash
-    }
-
-    /// Accessibility text.
-    async fn alt_text(&self) -> Option<&str> {
-        self.row.alt_text.as_deref()
-    }
-
-    /// URL of the media object.
-    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(app(ctx)?.media_url(&self.row.storage_key))
-    }
-
-    /// Width divided by height, to reserve layout space before loading.
-    async fn aspect_ratio(&self) -> f64 {
-        f64::from(self.row.width) / f64::from(self.row.height.max(1))
     }
 }
 
@@ -254,7 +210,7 @@ impl Post {
     /// Attached media, in display order.
     async fn media(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PostMedia>> {
         let media = loaders(ctx)?.media.load_one(self.row_id).await.map_err(loader_error)?;
-        Ok(media.unwrap_or_default().into_iter().map(|row| PostMedia { row }).collect())
+        Ok(media.unwrap_or_default().into_iter().map(PostMedia::from).collect())
     }
 
     /// Number of reactions of any kind.
