@@ -116,7 +116,9 @@ fn mime_of(format: ImageFormat) -> &'static str {
 
 fn decode_failure(err: ImageError) -> Failure {
     match err {
-        ImageError::Limits(limit) => Failure::LimitsExceeded(format!("the image needs more than the decoder may use: {limit}")),
+        ImageError::Limits(limit) => {
+            Failure::LimitsExceeded(format!("the image needs more than the decoder may use: {limit}"))
+        }
         ImageError::Unsupported(why) => Failure::UnsupportedType(format!("unsupported image: {why}")),
         other => Failure::Corrupt(format!("the image cannot be decoded: {other}")),
     }
@@ -126,12 +128,20 @@ fn decode_failure(err: ImageError) -> Failure {
 pub fn decode(bytes: &[u8], format: ImageFormat, settings: &MediaSettings) -> Result<DynamicImage, Failure> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(settings.max_dimension);
-    limits.max_image_height = Some(settings.max_dimension);
     limits.max_alloc = Some(settings.max_decode_bytes);
-    reader.limits(limits);
+    reader.limits(limits.clone());
+    // The header is read first: dimensions are checked before a pixel is decoded.
     let mut decoder = reader.into_decoder().map_err(decode_failure)?;
     let (width, height) = decoder.dimensions();
+    if width > settings.max_dimension || height > settings.max_dimension {
+        return Err(Failure::LimitsExceeded(format!(
+            "the image is {width}×{height} pixels; its sides may be at most {} pixels",
+            settings.max_dimension
+        )));
+    }
+    limits.max_image_width = Some(settings.max_dimension);
+    limits.max_image_height = Some(settings.max_dimension);
+    decoder.set_limits(limits).map_err(decode_failure)?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > settings.max_pixels {
         return Err(Failure::LimitsExceeded(format!(
@@ -231,12 +241,14 @@ pub fn process_image(bytes: &[u8], settings: &MediaSettings) -> Result<Rendered,
     let dominant_color = dominant_color(&thumb);
     let mut variants = Vec::new();
     for to_width in widths(&settings.ladder, width) {
-        let to_height = ((u64::from(height) * u64::from(to_width) + u64::from(width) / 2) / u64::from(width)).max(1) as u32;
+        let to_height =
+            ((u64::from(height) * u64::from(to_width) + u64::from(width) / 2) / u64::from(width)).max(1) as u32;
         let pixels = if to_width == width { rgb.clone() } else { resize(&rgb, width, height, to_width, to_height)? };
         let to_height = if to_width == width { height } else { to_height };
         let jpeg = encode_jpeg(&pixels, to_width, to_height, settings.jpeg_quality)?;
         let webp = encode_webp(&pixels, to_width, to_height, settings.webp_quality);
-        let step = Step { width: to_width, height: to_height, jpeg_bytes: jpeg.len() as u64, webp_bytes: webp.len() as u64 };
+        let step =
+            Step { width: to_width, height: to_height, jpeg_bytes: jpeg.len() as u64, webp_bytes: webp.len() as u64 };
         variants.push(Variant { step, jpeg, webp });
     }
     Ok(Rendered { mime_type: mime_of(format), width, height, blurhash, dominant_color, variants })

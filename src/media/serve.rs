@@ -79,7 +79,13 @@ async fn serve(
     }
 }
 
-async fn respond(app: &App, hash: &str, file: &str, method: &Method, headers: &HeaderMap) -> Result<Response, MediaError> {
+async fn respond(
+    app: &App,
+    hash: &str,
+    file: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, MediaError> {
     let not_found = MediaError::NotFound("media");
     if !variants::is_hash(hash) {
         return Err(not_found);
@@ -130,7 +136,8 @@ async fn respond(app: &App, hash: &str, file: &str, method: &Method, headers: &H
             (start, end - start + 1)
         }
         Wanted::Unsatisfiable => {
-            let mut refused = MediaError::invalid(format!("the range is outside the {len} bytes of this file")).into_response();
+            let mut refused =
+                MediaError::invalid(format!("the range is outside the {len} bytes of this file")).into_response();
             *refused.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
                 refused.headers_mut().insert(header::CONTENT_RANGE, value);

@@ -53,7 +53,9 @@ impl UrlSigner {
 
     /// The signature of a `PUT` of `size` bytes to `upload_id` valid until `expires` (Unix s).
     pub fn sign(&self, upload_id: &str, size: i64, expires: i64) -> String {
-        self.mac(upload_id, size, expires).map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())).unwrap_or_default()
+        self.mac(upload_id, size, expires)
+            .map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+            .unwrap_or_default()
     }
 
     /// Whether `signature` is valid for these values (compared in constant time).

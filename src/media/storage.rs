@@ -46,8 +46,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Deletes every staged part of `upload`; missing is fine.
     fn discard_upload<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, io::Result<()>>;
     /// Concatenates `parts` of `upload`, in order, into object `key` (atomic, durable on return).
-    fn assemble<'a>(&'a self, upload: &'a str, parts: &'a [String], key: &'a str)
-    -> BoxFuture<'a, io::Result<Assembled>>;
+    fn assemble<'a>(
+        &'a self,
+        upload: &'a str,
+        parts: &'a [String],
+        key: &'a str,
+    ) -> BoxFuture<'a, io::Result<Assembled>>;
     /// Writes object `key` (atomic, durable on return).
     fn put<'a>(&'a self, key: &'a str, bytes: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
     /// Reads object `key` whole, refusing objects larger than `max` bytes; `None` when absent.
@@ -339,7 +343,8 @@ mod tests {
         assert!(!dir.path().join("parts/up1").exists());
 
         use futures_util::TryStreamExt;
-        let range: Vec<Bytes> = storage.read_range("originals/up1", 6, 5).await.expect("range").try_collect().await.expect("read");
+        let range: Vec<Bytes> =
+            storage.read_range("originals/up1", 6, 5).await.expect("range").try_collect().await.expect("read");
         assert_eq!(range.concat(), b"world");
         assert_eq!(storage.stat("originals/up1").await.expect("stat"), Some(11));
         assert_eq!(storage.stat("originals/none").await.expect("stat"), None);

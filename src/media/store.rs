@@ -47,7 +47,9 @@ pub async fn by_id(conn: &impl ConnectionTrait, id: i64) -> Result<Option<media_
 pub async fn used_bytes(conn: &impl ConnectionTrait, user: i64) -> Result<u64, DbErr> {
     let backend = conn.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS used FROM media_objects WHERE user_id = $1",
+        DbBackend::Postgres => {
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) AS used FROM media_objects WHERE user_id = $1"
+        }
         _ => "SELECT COALESCE(SUM(size_bytes), 0) AS used FROM media_objects WHERE user_id = ?",
     };
     let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [user.into()])).await?;
@@ -170,7 +172,12 @@ pub struct Processed {
 }
 
 /// Marks a media object ready and copies its facts onto every post media row that uses it.
-pub async fn mark_ready(conn: &impl ConnectionTrait, media_id: i64, done: &Processed, now_ms: i64) -> Result<(), DbErr> {
+pub async fn mark_ready(
+    conn: &impl ConnectionTrait,
+    media_id: i64,
+    done: &Processed,
+    now_ms: i64,
+) -> Result<(), DbErr> {
     media_object::Entity::update_many()
         .col_expr(media_object::Column::Status, Expr::value(status::READY))
         .col_expr(media_object::Column::MimeType, Expr::value(done.mime_type.clone()))

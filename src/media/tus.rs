@@ -258,8 +258,9 @@ fn chunk_limit(app: &App, row: &media_object::Model) -> u64 {
 }
 
 fn check_body_type(headers: &HeaderMap) -> Result<()> {
-    let is_offset_stream = header_str(headers, "content-type")
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/offset+octet-stream")));
+    let is_offset_stream = header_str(headers, "content-type").is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/offset+octet-stream"))
+    });
     if is_offset_stream { Ok(()) } else { Err(MediaError::ContentType) }
 }
 
@@ -354,6 +355,7 @@ async fn patch_upload(app: &Arc<App>, id: &str, headers: &HeaderMap, body: Body)
         return Err(MediaError::OffsetMismatch { sent, current: row.offset_bytes });
     }
     let row = if row.offset_bytes == row.size_bytes {
+        declared_too_long(headers, &row, 0)?;
         app.media.finisher(app).finish(&row).await?
     } else {
         let limit = chunk_limit(app, &row);
@@ -374,7 +376,9 @@ async fn delete_upload(app: &Arc<App>, id: &str, headers: &HeaderMap) -> Result<
     check_version(headers)?;
     let user = authenticate(app, headers).await?;
     let row = match uploads::owned(&app.db, user, id).await {
-        Err(MediaError::Expired) => store::by_upload_id(app.db.conn(), id).await?.ok_or(MediaError::NotFound("upload"))?,
+        Err(MediaError::Expired) => {
+            store::by_upload_id(app.db.conn(), id).await?.ok_or(MediaError::NotFound("upload"))?
+        }
         other => other?,
     };
     if row.attached_at_ms.is_some() {
@@ -388,12 +392,7 @@ async fn delete_upload(app: &Arc<App>, id: &str, headers: &HeaderMap) -> Result<
 
 /// `POST /uploads/{id}` with `X-HTTP-Method-Override: PATCH | DELETE | HEAD` (for clients
 /// and proxies that only speak `GET` and `POST`).
-async fn overridden(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn overridden(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
     match header_str(&headers, "x-http-method-override").map(str::to_ascii_uppercase).as_deref() {
         Some("PATCH") => respond(patch_upload(&app, &id, &headers, body).await),
         Some("DELETE") => respond(delete_upload(&app, &id, &headers).await),

@@ -206,7 +206,9 @@ impl PostMedia {
         let base = &app.settings.public_base_url;
         match rendition.url(base, width, dpr, format)? {
             Some(url) => Ok(url),
-            None => Ok(variants::url(base, &rendition.hash, u32::try_from(self.row.width).unwrap_or(0), format.encoding())),
+            None => {
+                Ok(variants::url(base, &rendition.hash, u32::try_from(self.row.width).unwrap_or(0), format.encoding()))
+            }
         }
     }
 

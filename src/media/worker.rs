@@ -91,7 +91,10 @@ async fn run(app: &App, job: &Job) -> Result<Value, JobError> {
             };
             store::mark_ready(&*tx, row.id, &processed, now).await.map_err(retry)?;
             let widths: Vec<u32> = ladder.steps.iter().map(|s| s.width).collect();
-            (MediaRecord { upload_id: row.upload_id.clone(), reason: None }, json!({ "outcome": "ready", "widths": widths }))
+            (
+                MediaRecord { upload_id: row.upload_id.clone(), reason: None },
+                json!({ "outcome": "ready", "widths": widths }),
+            )
         }
         Err(failure) => {
             store::mark_failed(&*tx, row.id, failure.code(), &failure.to_string(), now).await.map_err(retry)?;

@@ -18,6 +18,7 @@ mod feed;
 mod graphql_errors;
 mod http;
 mod jobs;
+mod media;
 mod messaging;
 mod mutations;
 mod push;

@@ -16,18 +16,24 @@ async fn post_count(server: &TestServer, token: &str) -> i64 {
 async fn create_post_with_links_and_media_then_delete_it() {
     let server = TestServer::start(10).await;
     let alice = server.token("alice").await;
+    // Media are the viewer's uploads (a 300 × 150 PNG here); the client's sizes are ignored.
+    let upload = crate::media::upload(&server, &alice, &crate::media::fixtures::png(), "image/png").await;
+    crate::media::settled(&server, &alice, &upload).await;
     let input = json!({
         "body": "  Hello from the tunnel  ",
         "links": ["https://example.com/a"],
-        "media": [{ "storageKey": "uploads/1/a.jpg", "mimeType": "image/jpeg", "width": 1080, "height": 1350,
-                    "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj" }]
+        "media": [{ "uploadId": upload, "storageKey": "uploads/1/a.jpg", "mimeType": "image/jpeg", "width": 1080,
+                    "height": 1350, "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj" }]
     });
     let data = server.data(CREATE, json!({ "input": input }), Some(&alice)).await;
     let post = &data["createPost"]["post"];
     assert_eq!(post["body"], "Hello from the tunnel");
     assert_eq!(post["links"], json!(["https://example.com/a"]));
-    assert_eq!(post["media"][0]["url"], "/media/uploads/1/a.jpg");
-    assert_eq!(post["media"][0]["aspectRatio"], 0.8);
+    let url = post["media"][0]["url"].as_str().expect("url");
+    assert!(url.starts_with("/media/") && url.ends_with("/300"), "the original's width, negotiated: {url}");
+    assert_eq!(post["media"][0]["aspectRatio"], 2.0);
+    let served = server.client.get(format!("{}{url}", server.base)).send().await.expect("variant");
+    assert_eq!(served.status(), 200, "the URL exists");
 
     let bob = server.token("bob").await;
     let delete = "mutation($id: ID!) { deletePost(input: { id: $id }) { deletedPostId } }";

@@ -85,15 +85,34 @@ pub fn service(
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static {
     let cors = cors_layer(&state.kernel().settings.cors);
     let min_compress = state.kernel().settings.compression.min_bytes;
+    let router = routes(state.clone(), concerns);
     ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .layer(CatchPanicLayer::custom(errors::panic_response as fn(_) -> _))
+        .layer(middleware::from_fn_with_state(router.clone(), plain_options))
         .layer(cors)
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(min_compress))))
         .layer(RequestDecompressionLayer::new())
         // The GraphQL transport enforces its own body limit, after decompression.
         .layer(DefaultBodyLimit::disable())
-        .service(routes(state, concerns))
+        .service(router)
+}
+
+/// Sends an `OPTIONS` request that is not a CORS preflight (no `Access-Control-Request-Method`)
+/// to the routes instead of the CORS layer, which answers every `OPTIONS` itself: protocols
+/// that discover capabilities with `OPTIONS` (tus) get their route's answer.
+async fn plain_options(
+    axum::extract::State(router): axum::extract::State<Router>,
+    request: Request,
+    next: middleware::Next,
+) -> Response {
+    if request.method() == Method::OPTIONS && !request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return match tower::ServiceExt::oneshot(router, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+    }
+    next.run(request).await
 }
 
 fn cors_layer(settings: &CorsSettings) -> CorsLayer {
@@ -102,18 +121,56 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
     } else {
         AllowOrigin::list(settings.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
-    let client_headers =
-        ["x-app-version", "x-app-build", "x-platform", "x-device-id", "x-timezone", "x-request-id", "last-event-id"]
-            .map(HeaderName::from_static);
+    let client_headers = [
+        "x-app-version",
+        "x-app-build",
+        "x-platform",
+        "x-device-id",
+        "x-timezone",
+        "x-request-id",
+        "last-event-id",
+        // Resumable uploads (tus) and ranged media requests from browsers.
+        "tus-resumable",
+        "upload-length",
+        "upload-offset",
+        "upload-metadata",
+        "upload-checksum",
+        "x-http-method-override",
+        "range",
+        "if-none-match",
+    ]
+    .map(HeaderName::from_static);
     CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::OPTIONS,
+            Method::HEAD,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
         .allow_headers(
             [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT_LANGUAGE, header::CONTENT_ENCODING]
                 .into_iter()
                 .chain(client_headers)
                 .collect::<Vec<_>>(),
         )
-        .expose_headers([HeaderName::from_static("x-request-id"), gate::X_MIN_APP_VERSION, header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            gate::X_MIN_APP_VERSION,
+            header::RETRY_AFTER,
+            header::LOCATION,
+            header::ETAG,
+            header::CONTENT_RANGE,
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("tus-version"),
+            HeaderName::from_static("tus-extension"),
+            HeaderName::from_static("tus-max-size"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-expires"),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -22,11 +22,7 @@ use crate::{
             pagination::{ListKind, PageArgs, connection, connection_complexity},
         },
     },
-    social::{
-        entities::post,
-        loaders::NewestCommentsKey,
-        store::posts::PostWithAuthor,
-    },
+    social::{entities::post, loaders::NewestCommentsKey, store::posts::PostWithAuthor},
     upstreams::loaders::upstream_error,
 };
 
