@@ -70,6 +70,7 @@ const ACCEPTED: [(&str, Kind); 10] = [
 
 /// What an upload is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "MediaPurpose")]
 pub enum Purpose {
     /// An image or video of a post (`MediaInput.uploadId`).
     Post,

@@ -148,6 +148,7 @@ impl Event {
 /// An upload of the viewer finished processing or failed.
 pub struct MediaEvent(MediaRecord);
 
+/// An upload of the viewer finished processing or failed.
 #[Object(cache_control(private))]
 impl MediaEvent {
     /// The upload (`upload(id:)` has its status, variants and URLs).
@@ -155,7 +156,8 @@ impl MediaEvent {
         &self.0.upload_id
     }
 
-    /// Why processing failed (`MEDIA_FAILED`): a `MediaFailureReason` value.
+    /// Why processing failed (`MEDIA_FAILED`): `UNSUPPORTED_TYPE`, `LIMITS_EXCEEDED`, `CORRUPT`,
+    /// `PROCESSING_UNAVAILABLE` (as `Upload.failureReason`).
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
