@@ -296,7 +296,15 @@ impl Finisher {
     pub async fn sweep(&self, settings: &MediaSettings) -> Result<usize, MediaError> {
         let now = now_ms();
         let orphan_ms = i64::try_from(settings.orphan_seconds.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
-        let mut rows = store::expired(self.db.conn(), now, 500).await?;
+        let mut rows = Vec::new();
+        for row in store::expired(self.db.conn(), now, 500).await? {
+            // Every byte arrived but finishing never ran (a crash): finish it instead.
+            if row.offset_bytes == row.size_bytes {
+                self.finish(&row).await?;
+            } else {
+                rows.push(row);
+            }
+        }
         rows.extend(store::orphaned(self.db.conn(), now.saturating_sub(orphan_ms), 500).await?);
         for row in &rows {
             self.remove(row).await?;

@@ -4,8 +4,9 @@
 //! and SSE, the SDL, health and metrics) merged with the routes the concerns contribute, behind
 //! the middleware. Middleware, outermost first: request context ([`observe`]: request id,
 //! client info, tracing span, metrics, access log, and JSON errors for anything a layer below
-//! answers without a JSON body: [`errors::ensure_json_errors`]), panic catching, CORS,
-//! response compression and request decompression.
+//! answers without a JSON body: [`errors::ensure_json_errors`]), panic catching, CORS (an
+//! `OPTIONS` request that is not a preflight goes to its route), response compression and
+//! request decompression.
 
 pub mod auth;
 pub mod caching;

@@ -5,6 +5,7 @@
 
 pub mod fixtures;
 mod processing;
+mod restart;
 mod tus;
 
 use std::time::Duration;
