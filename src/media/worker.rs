@@ -2,7 +2,8 @@
 //! the original, runs the pipeline ([`super::process`]) on a blocking thread, writes every
 //! variant (atomic, fsync'd) and then, in one transaction, marks the object ready (or failed
 //! with its reason), copies the facts onto the posts that use it and appends `MEDIA_READY` /
-//! `MEDIA_FAILED` to the uploader's event log. Storage and database failures are retried; a
+//! `MEDIA_FAILED` to the uploader's event log (then queues a silent push saying the same).
+//! Storage and database failures are retried; a
 //! file that cannot be processed is a media failure, not a job failure. Running twice (a
 //! reclaimed lease) rewrites identical variants and changes nothing else.
 
@@ -102,8 +103,36 @@ async fn run(app: &App, job: &Job) -> Result<Value, JobError> {
             (record, json!({ "outcome": "failed", "reason": failure.code(), "detail": failure.to_string() }))
         }
     };
+    let push = silent_push(row.user_id, &record);
     let events = activity::media_processed(&*tx, &app.settings.realtime, row.user_id, record).await.map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     app.bus.publish(events);
+    // The app may be in the background: a silent push tells it to refetch (best effort; the
+    // event log already has the outcome).
+    if let Err(err) = crate::push::send::enqueue(app, push).await {
+        tracing::warn!(error = %err, "queuing the media silent push failed");
+    }
     Ok(result)
+}
+
+/// The data-only push that mirrors a `MEDIA_READY` / `MEDIA_FAILED` event.
+fn silent_push(user_id: i64, record: &MediaRecord) -> crate::push::send::Outgoing {
+    use crate::push::payload::{Category, Priority};
+    let mut data = serde_json::Map::new();
+    let kind = if record.reason.is_some() { "media_failed" } else { "media_ready" };
+    data.insert("type".into(), json!(kind));
+    data.insert("uploadId".into(), json!(record.upload_id));
+    if let Some(reason) = &record.reason {
+        data.insert("reason".into(), json!(reason));
+    }
+    crate::push::send::Outgoing {
+        user_id,
+        category: Category::System,
+        priority: Priority::Normal,
+        title: String::new(),
+        body: String::new(),
+        silent: true,
+        data,
+        collapse_key: Some(format!("media-{}", record.upload_id)),
+    }
 }

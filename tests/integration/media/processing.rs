@@ -4,6 +4,7 @@
 
 use image::GenericImageView;
 use reqwest::{StatusCode, header};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use super::{fixtures, media_events, settled, upload};
@@ -39,6 +40,15 @@ async fn a_rotated_jpeg_with_gps_is_served_upright_without_metadata() {
     assert_eq!(
         media_events(&server, &alice).await,
         vec![json!({ "kind": "MEDIA_READY", "media": { "uploadId": id, "reason": null } })]
+    );
+    let pushes = mobile_bff::push::entities::notification::Entity::find()
+        .filter(mobile_bff::push::entities::notification::Column::Silent.eq(true))
+        .all(server.app().db.conn())
+        .await
+        .unwrap();
+    assert!(
+        pushes.iter().any(|p| p.data["type"] == "media_ready" && p.data["uploadId"] == id.as_str()),
+        "a silent push mirrors the event: {pushes:?}"
     );
 
     let created = server
@@ -168,6 +178,19 @@ async fn bytes_decide_the_type_and_limits_stop_a_decompression_bomb() {
     assert!(failed["failureDetail"].as_str().unwrap().contains("pixels"), "{failed}");
     let text = upload(&server, &alice, b"just some text, certainly not a picture", "image/jpeg").await;
     assert_eq!(settled(&server, &alice, &text).await["failureReason"], "UNSUPPORTED_TYPE");
+    // Videos are stored and marked as not processable here, not silently broken.
+    let mp4 = [b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2".as_slice(), &[0u8; 64]].concat();
+    let video = upload(&server, &alice, &mp4, "video/mp4").await;
+    let stored = settled(&server, &alice, &video).await;
+    assert_eq!(
+        (stored["status"].as_str(), stored["failureReason"].as_str()),
+        (Some("FAILED"), Some("PROCESSING_UNAVAILABLE"))
+    );
+    let original =
+        server.app().settings.media.local_dir(&server.app().settings.data_dir).join("objects/originals").join(&video);
+    assert_eq!(std::fs::read(original).unwrap(), mp4, "the video is kept");
+    let disguised = upload(&server, &alice, &mp4, "image/jpeg").await;
+    assert_eq!(settled(&server, &alice, &disguised).await["failureReason"], "UNSUPPORTED_TYPE");
     let events = media_events(&server, &alice).await;
     assert!(
         events.iter().any(|e| e["kind"] == "MEDIA_FAILED"
