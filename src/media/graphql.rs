@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     app::{App, app},
-    kernel::graphql::{context::viewer, error::DomainResultExt},
+    kernel::{
+        graphql::{context::viewer, error::DomainResultExt},
+        validate,
+    },
     media::{
         error::{MediaResultExt, TUS_VERSION},
         types::Upload,
@@ -30,6 +33,9 @@ pub struct CreateUploadInput {
     /// What the file is for.
     #[graphql(default_with = "Purpose::Post")]
     pub purpose: Purpose,
+    /// Client key making retries safe (8–128 chars of `[A-Za-z0-9_.:-]`, e.g. a UUID): a retry
+    /// returns the same upload.
+    pub idempotency_key: Option<String>,
 }
 
 /// An HTTP header to send.
@@ -116,7 +122,10 @@ impl MediaMutation {
             sha256: input.sha256,
             purpose: input.purpose,
         };
-        let row = uploads::create(&app.db, &app.settings.media, user, new).await.api()?;
+        let key = input.idempotency_key.as_deref().map(validate::idempotency_key).transpose().api()?;
+        let settings = &app.settings;
+        let row =
+            uploads::create(&app.db, &settings.media, &settings.idempotency, user, new, key.as_deref()).await.api()?;
         let base = api_base(app);
         let ttl = i64::try_from(app.settings.media.put_url_ttl_seconds).unwrap_or(3600);
         let put_expires = Utc::now().timestamp().saturating_add(ttl).min(row.expires_at_ms / 1000);

@@ -300,7 +300,7 @@ async fn create_upload(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Resul
         sha256: text("sha256"),
         purpose,
     };
-    let row = uploads::create(&app.db, &app.settings.media, user, new).await?;
+    let row = uploads::create(&app.db, &app.settings.media, &app.settings.idempotency, user, new, None).await?;
     let has_body = headers.contains_key(header::CONTENT_TYPE)
         && header_str(headers, "content-length").is_none_or(|len| len != "0");
     let row = if has_body {

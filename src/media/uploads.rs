@@ -12,8 +12,10 @@ use serde_json::json;
 
 use crate::{
     kernel::{
-        db::Db,
+        db::{Db, WriteTx},
+        idempotency::{self, Attempt},
         jobs::{JobQueue, NewJob, now_ms},
+        settings::IdempotencySettings,
     },
     media::{
         MediaError,
@@ -163,17 +165,38 @@ pub fn check_quota(settings: &MediaSettings, kind: Kind, size: u64, used: u64) -
     Ok(())
 }
 
-/// Creates an upload for `user` after checking its limits and the user's quota.
+/// Creates an upload for `user` after checking its limits and the user's quota. With an
+/// idempotency `key`, a retry with the same input returns the same upload (as it is now).
 pub async fn create(
     db: &Db,
     settings: &MediaSettings,
+    idempotency: &IdempotencySettings,
     user: i64,
     new: NewUpload,
+    key: Option<&str>,
 ) -> Result<media_object::Model, MediaError> {
     let (new, kind) = new.validated()?;
-    let tx = db.begin_write().await?;
-    store::lock_user(&*tx, user).await?;
-    let used = store::used_bytes(&*tx, user).await?;
+    let fingerprint = (&new.filename, &new.mime_type, new.size_bytes, &new.sha256, new.purpose.as_str());
+    let tx = match idempotency::begin::<String>(db, idempotency, user, key, "createUpload", &fingerprint).await? {
+        Attempt::Replay(upload_id) => {
+            return store::by_upload_id(db.conn(), &upload_id).await?.ok_or(MediaError::NotFound("upload"));
+        }
+        Attempt::First(tx) => tx,
+    };
+    let row = insert(tx.tx(), settings, user, new, kind).await?;
+    tx.finish(&row.upload_id).await?;
+    Ok(row)
+}
+
+async fn insert(
+    tx: &WriteTx,
+    settings: &MediaSettings,
+    user: i64,
+    new: NewUpload,
+    kind: Kind,
+) -> Result<media_object::Model, MediaError> {
+    store::lock_user(&**tx, user).await?;
+    let used = store::used_bytes(&**tx, user).await?;
     check_quota(settings, kind, new.size_bytes, used)?;
     let now = now_ms();
     let expiry = i64::try_from(settings.upload_expiry_seconds.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
@@ -194,10 +217,9 @@ pub async fn create(
         created_at_ms: Set(now),
         ..Default::default()
     })
-    .exec_without_returning(&*tx)
+    .exec_without_returning(&**tx)
     .await?;
-    let row = store::by_upload_id(&*tx, &upload_id).await?.ok_or(MediaError::NotFound("upload"))?;
-    tx.commit().await?;
+    let row = store::by_upload_id(&**tx, &upload_id).await?.ok_or(MediaError::NotFound("upload"))?;
     Ok(row)
 }
 

@@ -266,6 +266,21 @@ async fn quotas_are_checked_at_creation_and_during_patches() {
     assert_eq!(too_big["errors"][0]["extensions"]["remainingQuota"], 1500);
     let first = create_upload(&server, &alice, "image/jpeg", 1000).await;
     assert!(first.get("errors").is_none(), "{first}");
+    // A retried creation with an idempotency key is the same upload, charged once.
+    let keyed = "mutation($input: CreateUploadInput!) { createUpload(input: $input) { upload { id } } }";
+    let input =
+        json!({ "filename": "k.jpg", "mimeType": "image/jpeg", "sizeBytes": 200, "idempotencyKey": "upload-key-1" });
+    let once = server.data(keyed, json!({ "input": input }), Some(&alice)).await;
+    let twice = server.data(keyed, json!({ "input": input }), Some(&alice)).await;
+    assert_eq!(once, twice);
+    let other_input =
+        json!({ "filename": "k.jpg", "mimeType": "image/jpeg", "sizeBytes": 201, "idempotencyKey": "upload-key-1" });
+    assert_eq!(code(&server.gql(keyed, json!({ "input": other_input }), Some(&alice)).await), "CONFLICT");
+    let id = once["createUpload"]["upload"]["id"].as_str().unwrap();
+    assert_eq!(
+        tus(&server, Method::DELETE, &format!("/uploads/{id}"), &alice).send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
     let over_quota = create_upload(&server, &alice, "image/jpeg", 1000).await;
     assert_eq!(code(&over_quota), "QUOTA_EXCEEDED");
     assert_eq!(over_quota["errors"][0]["extensions"]["maxSizeBytes"], 500);
