@@ -85,10 +85,12 @@ async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<i64> {
         return Err(MediaError::Unauthenticated("send Authorization: Bearer <access token>".into()));
     };
     let verifier = crate::auth::bearer::BearerVerifier(app.clone());
-    let session = verifier
-        .verify(credentials, Credentials::Header)
-        .await
-        .map_err(|failure| MediaError::Unauthenticated(failure.to_string()))?;
+    let session = verifier.verify(credentials, Credentials::Header).await.map_err(|failure| match failure {
+        crate::kernel::hooks::AuthFailure::Internal => {
+            MediaError::Storage(std::io::Error::other("the revocation check failed"))
+        }
+        other => MediaError::Unauthenticated(other.to_string()),
+    })?;
     session.viewer.user_id.ok_or_else(|| MediaError::Unauthenticated("send an access token".into()))
 }
 

@@ -263,7 +263,17 @@ impl Finisher {
             return Ok(row.clone());
         }
         let parts: Vec<String> = store::parts(self.db.conn(), row.id).await?.into_iter().map(|p| p.part).collect();
-        let assembled = self.storage.assemble(&row.upload_id, &parts, &original_key(&row.upload_id)).await?;
+        let assembled = match self.storage.assemble(&row.upload_id, &parts, &original_key(&row.upload_id)).await {
+            Ok(assembled) => assembled,
+            Err(err) => {
+                // A concurrent request may have finished it (and removed the parts) meanwhile.
+                let now = store::by_id(self.db.conn(), row.id).await?.ok_or(MediaError::NotFound("upload"))?;
+                if now.status != status::UPLOADING {
+                    return Ok(now);
+                }
+                return Err(err.into());
+            }
+        };
         let now = now_ms();
         let tx = self.db.begin_write().await?;
         let moved = store::mark_processing(&*tx, row.id, &assembled.sha256, now).await?;
