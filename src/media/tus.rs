@@ -303,8 +303,8 @@ async fn create_upload(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Resul
         purpose,
     };
     let row = uploads::create(&app.db, &app.settings.media, &app.settings.idempotency, user, new, None).await?;
-    let has_body = headers.contains_key(header::CONTENT_TYPE)
-        && header_str(headers, "content-length").is_none_or(|len| len != "0");
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || header_str(headers, "content-length").is_some_and(|len| len != "0");
     let row = if has_body {
         check_body_type(headers)?;
         let limit = chunk_limit(app, &row);
