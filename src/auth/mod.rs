@@ -23,6 +23,8 @@ pub mod routes;
 pub mod sessions;
 pub mod settings;
 
+pub use self::bearer::BearerVerifier;
+
 use serde::{Deserialize, Serialize};
 
 /// What a client says about the device it runs on (login, register).

@@ -33,7 +33,8 @@ pub mod worker;
 use std::{path::Path, sync::Arc};
 
 pub use self::{
-    attach::{Attachment, MediaInput},
+    attach::{Attachment, MediaInput, attachments as post_attachments, insert as attach_to_post},
+    entities::post_media,
     error::MediaError,
     types::PostMedia,
 };

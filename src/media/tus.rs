@@ -84,7 +84,7 @@ async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<i64> {
     let Some(credentials) = header_str(headers, "authorization") else {
         return Err(MediaError::Unauthenticated("send Authorization: Bearer <access token>".into()));
     };
-    let verifier = crate::auth::bearer::BearerVerifier(app.clone());
+    let verifier = crate::auth::BearerVerifier(app.clone());
     let session = verifier.verify(credentials, Credentials::Header).await.map_err(|failure| match failure {
         crate::kernel::hooks::AuthFailure::Internal => {
             MediaError::Storage(std::io::Error::other("the revocation check failed"))

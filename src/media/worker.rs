@@ -21,7 +21,8 @@ use crate::{
         uploads::{PROCESS_KIND, original_key},
         variants::{self, Encoding, Ladder},
     },
-    realtime::activity::{self, MediaRecord},
+    push::{OutgoingPush, PushCategory, PushPriority, enqueue_push},
+    realtime::{MediaRecord, media_processed},
 };
 
 /// Runs `media.process` jobs.
@@ -104,20 +105,19 @@ async fn run(app: &App, job: &Job) -> Result<Value, JobError> {
         }
     };
     let push = silent_push(row.user_id, &record);
-    let events = activity::media_processed(&*tx, &app.settings.realtime, row.user_id, record).await.map_err(retry)?;
+    let events = media_processed(&*tx, &app.settings.realtime, row.user_id, record).await.map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     app.bus.publish(events);
     // The app may be in the background: a silent push tells it to refetch (best effort; the
     // event log already has the outcome).
-    if let Err(err) = crate::push::send::enqueue(app, push).await {
+    if let Err(err) = enqueue_push(app, push).await {
         tracing::warn!(error = %err, "queuing the media silent push failed");
     }
     Ok(result)
 }
 
 /// The data-only push that mirrors a `MEDIA_READY` / `MEDIA_FAILED` event.
-fn silent_push(user_id: i64, record: &MediaRecord) -> crate::push::send::Outgoing {
-    use crate::push::payload::{Category, Priority};
+fn silent_push(user_id: i64, record: &MediaRecord) -> OutgoingPush {
     let mut data = serde_json::Map::new();
     let kind = if record.reason.is_some() { "media_failed" } else { "media_ready" };
     data.insert("type".into(), json!(kind));
@@ -125,10 +125,10 @@ fn silent_push(user_id: i64, record: &MediaRecord) -> crate::push::send::Outgoin
     if let Some(reason) = &record.reason {
         data.insert("reason".into(), json!(reason));
     }
-    crate::push::send::Outgoing {
+    OutgoingPush {
         user_id,
-        category: Category::System,
-        priority: Priority::Normal,
+        category: PushCategory::System,
+        priority: PushPriority::Normal,
         title: String::new(),
         body: String::new(),
         silent: true,

@@ -28,6 +28,8 @@ pub mod types;
 pub mod worker;
 
 pub use self::error::PushError;
+pub use self::payload::{Category as PushCategory, Priority as PushPriority};
+pub use self::send::{Outgoing as OutgoingPush, enqueue as enqueue_push};
 use self::{provider::Providers, settings::PushSettings};
 
 /// The push concern's long-lived state (`app.push`).

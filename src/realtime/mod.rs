@@ -19,3 +19,5 @@ pub mod presence;
 pub mod settings;
 pub mod store;
 pub mod stream;
+
+pub use self::activity::{MediaRecord, media_processed};

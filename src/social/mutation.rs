@@ -206,7 +206,7 @@ impl SocialMutation {
         let new = NewPost {
             body: input.body,
             links: input.links,
-            media: crate::media::attach::attachments(input.media, posts::MAX_MEDIA).api()?,
+            media: crate::media::post_attachments(input.media, posts::MAX_MEDIA).api()?,
         }
         .validated()
         .api()?;

@@ -61,7 +61,7 @@ pub async fn create(conn: &impl ConnectionTrait, author_id: i64, new: NewPost) -
     }
     .insert(conn)
     .await?;
-    media::attach::insert(conn, author_id, post.id, new.media).await?;
+    media::attach_to_post(conn, author_id, post.id, new.media).await?;
     Ok(PostRef { post_id: post.id })
 }
 

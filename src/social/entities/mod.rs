@@ -8,4 +8,4 @@ pub mod reaction;
 pub mod user;
 
 /// A post's media reference, owned by the media concern (one definition of the media shape).
-pub use crate::media::entities::post_media;
+pub use crate::media::post_media;
