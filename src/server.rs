@@ -20,11 +20,7 @@ use crate::{
         jobs::{self, JobRegistry},
     },
     playground,
-    realtime::{
-        connections::PresenceConnections,
-        fanout::{Fanout, SharedFeeds},
-        log,
-    },
+    realtime::{connections::PresenceConnections, fanout::Fanout, log, shared::SharedFeeds},
     schema::{OperationData, build_schema},
 };
 

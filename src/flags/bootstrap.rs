@@ -10,17 +10,19 @@
 //! response, 304s included; maintenance gives its announced end, not a countdown.
 
 use async_graphql::{ComplexObject, Context, Object, SimpleObject};
+
+use crate::kernel::request::Platform;
 use chrono::{DateTime, Utc};
 
 use super::policy::{Threshold, UpdateStatus};
 use crate::{
     app::{App, app},
-    auth::graphql::CertificatePin,
+    auth::CertificatePin,
     kernel::{
         graphql::{context::viewer, error::loader_error},
         request::ClientInfo,
     },
-    social::{loaders::loaders, types::user::User},
+    social::{User, loaders},
 };
 
 /// Reconnect backoff the transports document (docs/realtime.md): full jitter, doubling.
@@ -182,7 +184,7 @@ pub fn build(app: &App, client: &ClientInfo, now: DateTime<Utc>) -> Bootstrap {
     };
     let update = UpdateInfo {
         status: policy.status(client),
-        platform: client.platform.as_str().to_owned(),
+        platform: Platform::label(client.platform).to_owned(),
         current_version: client.version().map(|v| v.to_string()),
         minimum_version: text(|p| &p.minimum),
         recommended_version: text(|p| &p.recommended),

@@ -151,13 +151,12 @@ impl Policy {
     }
 
     /// The policy of `platform` (none for an unknown platform).
-    pub fn platform(&self, platform: Platform) -> Option<&PlatformPolicy> {
-        match platform {
-            Platform::Ios => Some(&self.ios),
-            Platform::Android => Some(&self.android),
-            Platform::Web => Some(&self.web),
-            Platform::Unknown => None,
-        }
+    pub fn platform(&self, platform: Option<Platform>) -> Option<&PlatformPolicy> {
+        Some(match platform? {
+            Platform::Ios => &self.ios,
+            Platform::Android => &self.android,
+            Platform::Web => &self.web,
+        })
     }
 
     /// Maintenance in force at `now` (an announced end that has passed ends it).

@@ -28,6 +28,7 @@ pub mod types;
 pub mod worker;
 
 pub use self::error::PushError;
+pub use self::types::PushRegistration;
 use self::{provider::Providers, settings::PushSettings};
 
 /// The push concern's long-lived state (`app.push`).

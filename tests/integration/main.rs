@@ -6,6 +6,7 @@
 // A failed `unwrap`/`expect` is a failed test here; the crate is not `cfg(test)` code to clippy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod architecture;
 mod common;
 
 mod auth;

@@ -92,7 +92,7 @@ pub fn client_info(headers: &HeaderMap) -> ClientInfo {
         app_version,
         app_build_number: header_build.or(version_build),
         app_build,
-        platform: header(headers, &X_PLATFORM).map(Platform::parse).unwrap_or_default(),
+        platform: header(headers, &X_PLATFORM).and_then(Platform::parse),
         device_id: header(headers, &X_DEVICE_ID).and_then(|v| uuid::Uuid::parse_str(v).ok()),
         timezone: header(headers, &X_TIMEZONE).filter(|v| valid_timezone(v)).map(str::to_owned),
         locale: header(headers, &ACCEPT_LANGUAGE)
@@ -179,7 +179,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .get_or_create(&RequestLabels {
             operation: operation.clone(),
             status: status.as_u16(),
-            platform: platform.as_str(),
+            platform: Platform::label(platform),
             app_version,
         })
         .inc();
