@@ -14,11 +14,15 @@
 
 pub mod admin;
 pub mod bootstrap;
+pub mod definition;
 pub mod entities;
 pub mod error;
+pub mod evaluate;
 pub mod gate;
+pub mod hash;
 pub mod policy;
 pub mod settings;
+mod specification;
 pub mod store;
 
 pub use error::FlagsError;
