@@ -11,7 +11,7 @@ use crate::{
     app::{App, StartError},
     auth::{self, bearer::BearerVerifier},
     config::Settings,
-    flags::{gate::VersionGate, policy},
+    flags::{self, gate::VersionGate, policy},
     kernel::{
         graphql::pipeline::Pipeline,
         hooks::Hooks,
@@ -89,7 +89,10 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
         gate: Arc::new(VersionGate(app.versions.clone())),
     };
     let state = HttpState { pipeline: Pipeline::new(app.kernel.clone(), hooks), sdl };
-    let concerns = Router::new().merge(auth::routes::routes(app.clone())).merge(playground::routes(app.clone()));
+    let concerns = Router::new()
+        .merge(auth::routes::routes(app.clone()))
+        .merge(flags::ofrep::routes(app.clone()))
+        .merge(playground::routes(app.clone()));
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .map_err(|source| StartError::Bind { addr: app.settings.listen.to_string(), source })?;
@@ -134,7 +137,7 @@ fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         log::spawn_retention_sweeper(app.db.clone(), settings.clone()),
         app.presence.spawn_ticker(),
-        policy::spawn_refresher(&app.versions, app.settings.database_url.expose().to_owned()),
+        policy::spawn_refresher(&app.versions, &app.flags, app.settings.database_url.expose().to_owned()),
     ];
     if app.settings.is_postgres() && settings.pg_notify {
         // The listener holds the app only weakly: it must not keep a stopped server alive.

@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod settings;
 
 // The API other concerns use (they reach auth only through these names).
+pub use self::bearer::BearerVerifier;
 pub use self::devices::{list as list_devices, upsert as upsert_device};
 pub use self::entities::device as device_entity;
 pub use self::graphql::{CertificatePin, Device};

@@ -143,6 +143,12 @@ pub struct Bootstrap {
 
 #[ComplexObject]
 impl Bootstrap {
+    /// Every feature flag evaluated for this app (as `flags` would answer).
+    #[graphql(cache_control(private))]
+    async fn flags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::graphql::FlagEvaluation>> {
+        Ok(super::graphql::for_caller(ctx, app(ctx)?, None))
+    }
+
     /// The signed-in user; null signed out.
     #[graphql(cache_control(private))]
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {

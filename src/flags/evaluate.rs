@@ -282,7 +282,7 @@ impl<'a> Rules<'a> {
             "default" => context.default_stickiness().or_else(|| context.field("remoteAddress")),
             other => context.field(other),
         }
-        .unwrap_or_else(|| random_id());
+        .unwrap_or_else(random_id);
         let target = hash::normalized(&id, group, total, hash::VARIANT_SEED);
         let mut counter = 0;
         for variant in variants.iter().filter(|v| v.weight > 0) {

@@ -14,12 +14,17 @@
 
 pub mod admin;
 pub mod bootstrap;
+pub mod catalog;
+pub mod context;
 pub mod definition;
 pub mod entities;
 pub mod error;
 pub mod evaluate;
 pub mod gate;
+pub mod graphql;
 pub mod hash;
+pub mod manage;
+pub mod ofrep;
 pub mod policy;
 pub mod settings;
 mod specification;

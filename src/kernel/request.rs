@@ -27,6 +27,10 @@ impl Viewer {
     }
 }
 
+/// The caller's IP address, as the request data of every operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// The platform a device runs.
 // One enum for `X-Platform`, the device registry and the API's `DevicePlatform`; an absent
 // or unrecognised platform is `None` where one is optional (`ClientInfo::platform`).
@@ -171,6 +175,8 @@ pub struct ClientInfo {
     pub timezone: Option<String>,
     /// First language tag of `Accept-Language`.
     pub locale: Option<String>,
+    /// `X-OS-Version` (`17.4.1`): digits and dots, at most 32 characters.
+    pub os_version: Option<String>,
 }
 
 impl ClientInfo {

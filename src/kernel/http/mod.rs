@@ -102,9 +102,17 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
     } else {
         AllowOrigin::list(settings.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
-    let client_headers =
-        ["x-app-version", "x-app-build", "x-platform", "x-device-id", "x-timezone", "x-request-id", "last-event-id"]
-            .map(HeaderName::from_static);
+    let client_headers = [
+        "x-app-version",
+        "x-app-build",
+        "x-platform",
+        "x-os-version",
+        "x-device-id",
+        "x-timezone",
+        "x-request-id",
+        "last-event-id",
+    ]
+    .map(HeaderName::from_static);
     CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])

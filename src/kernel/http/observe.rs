@@ -67,6 +67,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_APP_VERSION: HeaderName = HeaderName::from_static("x-app-version");
 const X_APP_BUILD: HeaderName = HeaderName::from_static("x-app-build");
 const X_PLATFORM: HeaderName = HeaderName::from_static("x-platform");
+const X_OS_VERSION: HeaderName = HeaderName::from_static("x-os-version");
 const X_DEVICE_ID: HeaderName = HeaderName::from_static("x-device-id");
 const X_TIMEZONE: HeaderName = HeaderName::from_static("x-timezone");
 
@@ -100,6 +101,9 @@ pub fn client_info(headers: &HeaderMap) -> ClientInfo {
             .map(str::trim)
             .filter(|v| valid_locale(v))
             .map(str::to_owned),
+        os_version: header(headers, &X_OS_VERSION)
+            .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            .map(str::to_owned),
     }
 }
 
@@ -128,6 +132,7 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/playground") => "/playground",
         "/oauth/authorize" => "/oauth/authorize",
         "/oauth/token" => "/oauth/token",
+        p if p.starts_with("/ofrep/") => "/ofrep",
         _ => "unmatched",
     }
 }
