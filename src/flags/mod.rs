@@ -3,8 +3,11 @@
 //! maintenance switch (503 for everything), and the `bootstrap` query that answers anyway so
 //! the app can show its upgrade or maintenance screen. Changed at runtime with
 //! `mobile-bff versions set` / `mobile-bff maintenance on|off`, stored in the database and
-//! picked up by every replica within `versions.refresh_seconds`. Feature flags will live here
-//! too and be served in the bootstrap. See docs/versioning.md.
+//! picked up by every replica within `versions.refresh_seconds`. Feature flags live here too:
+//! Unleash's feature model ([`definition`]) evaluated with OpenFeature's reasons
+//! ([`evaluate`], [`hash`]), a per-replica snapshot ([`catalog`]), served in the bootstrap,
+//! the `flags` query ([`graphql`]) and OFREP ([`ofrep`]), managed and audited by
+//! `mobile-bff flags` ([`manage`]). See docs/versioning.md.
 //!
 //! - [`policy`]: the snapshot every request is judged by, and its refresher;
 //! - [`gate`]: the kernel's `ClientGate` hook over it;

@@ -1,8 +1,7 @@
 //! Settings of app versions, the bootstrap and feature flags (`[versions]`, `[bootstrap]` and
 //! `[flags]` in the TOML file, `BFF_VERSIONS__*` / `BFF_BOOTSTRAP__*` / `BFF_FLAGS__*` in the
-//! environment). The version values are
-//! the starting values: `mobile-bff versions set` stores a platform's values in the database,
-//! and from then on the stored row wins for that platform.
+//! environment). The version values are the starting values: `mobile-bff versions set` stores
+//! a platform's values in the database, and from then on the stored row wins for that platform.
 
 use serde::{Deserialize, Serialize};
 
