@@ -20,36 +20,47 @@ use crate::{
 /// What a social use case returns: its result and the log rows to publish.
 pub type Outcome<T> = Committed<T, user_event::Model>;
 
-/// Publishes `new` as `author` (validated and normalised first).
-pub async fn create_post(app: &App, author: i64, key: Option<&str>, new: NewPost) -> Result<PostRef, DomainError> {
-    let new = new.validated()?;
-    let fingerprint = new.clone();
-    let (created, _) = idempotency::once::<_, user_event::Model, _>(
-        &app.db,
-        &app.settings.idempotency,
-        author,
-        key,
-        "createPost",
-        &fingerprint,
-        move |tx| Box::pin(async move { Ok((posts::create(&**tx, author, new).await?, Vec::new())) }),
-    )
-    .await?;
-    Ok(created)
-}
-
-/// Deletes one of `user`'s posts.
-pub async fn delete_post(app: &App, user: i64, key: Option<&str>, post_id: i64) -> Result<PostRef, DomainError> {
-    let (deleted, _) = idempotency::once::<_, user_event::Model, _>(
+/// `idempotency::once` for a use case that appends no events.
+async fn quietly<T, I>(
+    app: &App,
+    user: i64,
+    key: Option<&str>,
+    operation: &str,
+    input: &I,
+    effect: impl for<'t> FnOnce(
+        &'t crate::kernel::db::WriteTx,
+    ) -> futures_util::future::BoxFuture<'t, Result<T, DomainError>>,
+) -> Result<T, DomainError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    I: serde::Serialize,
+{
+    let (value, _) = idempotency::once::<_, user_event::Model, _>(
         &app.db,
         &app.settings.idempotency,
         user,
         key,
-        "deletePost",
-        &post_id,
-        move |tx| Box::pin(async move { Ok((posts::delete(&**tx, user, post_id).await?, Vec::new())) }),
+        operation,
+        input,
+        move |tx| {
+            let effect = effect(tx);
+            Box::pin(async move { Ok((effect.await?, Vec::new())) })
+        },
     )
     .await?;
-    Ok(deleted)
+    Ok(value)
+}
+
+/// Publishes `new` as `author` (validated and normalised first).
+pub async fn create_post(app: &App, author: i64, key: Option<&str>, new: NewPost) -> Result<PostRef, DomainError> {
+    let new = new.validated()?;
+    let fingerprint = new.clone();
+    quietly(app, author, key, "createPost", &fingerprint, move |tx| Box::pin(posts::create(&**tx, author, new))).await
+}
+
+/// Deletes one of `user`'s posts.
+pub async fn delete_post(app: &App, user: i64, key: Option<&str>, post_id: i64) -> Result<PostRef, DomainError> {
+    quietly(app, user, key, "deletePost", &post_id, move |tx| Box::pin(posts::delete(&**tx, user, post_id))).await
 }
 
 /// `user` comments on a post; its author hears of it through their log.
@@ -95,17 +106,7 @@ pub async fn react(
 
 /// Removes `user`'s reaction from a post.
 pub async fn unreact(app: &App, user: i64, key: Option<&str>, post_id: i64) -> Result<PostRef, DomainError> {
-    let (done, _) = idempotency::once::<_, user_event::Model, _>(
-        &app.db,
-        &app.settings.idempotency,
-        user,
-        key,
-        "unreact",
-        &post_id,
-        move |tx| Box::pin(async move { Ok((interactions::unreact(&**tx, user, post_id).await?, Vec::new())) }),
-    )
-    .await?;
-    Ok(done)
+    quietly(app, user, key, "unreact", &post_id, move |tx| Box::pin(interactions::unreact(&**tx, user, post_id))).await
 }
 
 /// Which way a follow mutation goes.
@@ -129,23 +130,13 @@ pub async fn set_follow(
         FollowChange::Follow => "follow",
         FollowChange::Unfollow => "unfollow",
     };
-    let (done, _) = idempotency::once::<_, user_event::Model, _>(
-        &app.db,
-        &app.settings.idempotency,
-        user,
-        key,
-        operation,
-        &target,
-        move |tx| {
-            Box::pin(async move {
-                let done = match change {
-                    FollowChange::Follow => interactions::follow(&**tx, user, target).await?,
-                    FollowChange::Unfollow => interactions::unfollow(&**tx, user, target).await?,
-                };
-                Ok((done, Vec::new()))
-            })
-        },
-    )
-    .await?;
-    Ok(done)
+    quietly(app, user, key, operation, &target, move |tx| {
+        Box::pin(async move {
+            match change {
+                FollowChange::Follow => interactions::follow(&**tx, user, target).await,
+                FollowChange::Unfollow => interactions::unfollow(&**tx, user, target).await,
+            }
+        })
+    })
+    .await
 }

@@ -29,8 +29,14 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica on `database_url` with its data in `dir` (version policy refreshed every second).
+    /// A replica on `database_url` with its data in `dir` (so the same signing key), the
+    /// version policy and flags refreshed every second.
     pub async fn start(database_url: &str, dir: &std::path::Path) -> Self {
+        Self::start_with(database_url, dir, &[]).await
+    }
+
+    /// Like [`Replica::start`], with more `BFF_*` settings.
+    pub async fn start_with(database_url: &str, dir: &std::path::Path, settings: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
             .arg("serve")
@@ -40,7 +46,7 @@ impl Replica {
             .env("BFF_DATABASE_URL", database_url)
             .env("BFF_RATE_LIMITS__ENABLED", "false")
             .env("BFF_VERSIONS__REFRESH_SECONDS", "1")
-            .env("BFF_VERSIONS__IOS__MINIMUM", "1.0")
+            .envs(settings.iter().copied())
             .env("BFF_LOG", "warn")
             .stderr(std::fs::File::create(dir.join(format!("replica-{port}.log"))).expect("log file"))
             .spawn()
@@ -62,9 +68,16 @@ impl Replica {
     }
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
+impl Replica {
+    /// Kills the process (as a crash would).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

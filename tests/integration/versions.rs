@@ -390,7 +390,11 @@ async fn versions_set_and_maintenance_from_the_command_line_reach_two_running_re
     let dir = tempfile::tempdir().expect("tempdir");
     let database = TestDatabase::create(dir.path()).await;
     cli_ok(&database.url, dir.path(), &["migrate"]);
-    let replicas = [Replica::start(&database.url, dir.path()).await, Replica::start(&database.url, dir.path()).await];
+    let ios_minimum = [("BFF_VERSIONS__IOS__MINIMUM", "1.0")];
+    let replicas = [
+        Replica::start_with(&database.url, dir.path(), &ios_minimum).await,
+        Replica::start_with(&database.url, dir.path(), &ios_minimum).await,
+    ];
     let client = reqwest::Client::new();
     for replica in &replicas {
         let (headers, _) = eventually(&client, &replica.base, 200).await;
