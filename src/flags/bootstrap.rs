@@ -249,12 +249,13 @@ fn endpoints(app: &App) -> ApiEndpoints {
     } else {
         base.to_owned()
     };
+    // The versioned paths (`/graphql` and friends are their aliases: docs/versioning.md).
     ApiEndpoints {
-        graphql: format!("{base}/graphql"),
-        websocket: format!("{ws_base}/graphql/ws"),
-        sse: format!("{base}/graphql/sse"),
+        graphql: format!("{base}/v1/graphql"),
+        websocket: format!("{ws_base}/v1/graphql/ws"),
+        sse: format!("{base}/v1/graphql/sse"),
         uploads: format!("{base}/uploads"),
         media: app.media_url(""),
-        schema: format!("{base}/schema.graphql"),
+        schema: format!("{base}/v1/schema.graphql"),
     }
 }

@@ -483,8 +483,8 @@ async fn the_bootstrap_as_a_persisted_get_revalidates_with_304_until_the_policy_
     let bootstrap = &body["data"]["bootstrap"];
     assert_eq!(bootstrap["update"]["status"], "SOFT");
     assert_eq!(bootstrap["update"]["recommendedVersion"], "2.3.0");
-    assert_eq!(bootstrap["api"]["graphql"], "https://api.example.com/graphql");
-    assert_eq!(bootstrap["api"]["websocket"], "wss://api.example.com/graphql/ws");
+    assert_eq!(bootstrap["api"]["graphql"], "https://api.example.com/v1/graphql");
+    assert_eq!(bootstrap["api"]["websocket"], "wss://api.example.com/v1/graphql/ws");
     assert_eq!(bootstrap["api"]["media"], "https://cdn.example.com/media/");
     assert_eq!(bootstrap["limits"]["maxPageSize"], 100);
     assert_eq!(bootstrap["realtime"]["pingIntervalSeconds"], 1);

@@ -123,6 +123,7 @@ fn request_id(headers: &HeaderMap) -> String {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/graphql" => "/graphql",
+        "/v1/graphql" => "/v1/graphql",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
