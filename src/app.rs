@@ -10,7 +10,7 @@ use crate::{
         sessions::RecentPairs,
     },
     config::Settings,
-    flags::policy::PolicyCell,
+    flags::{catalog::FlagsCell, policy::PolicyCell},
     kernel::Kernel,
     kernel::{
         db::Db,
@@ -99,6 +99,8 @@ pub struct App {
     pub presence: Arc<Presence>,
     /// The app version policy and maintenance switch, refreshed from the database.
     pub versions: Arc<PolicyCell>,
+    /// The feature flags, refreshed from the database with the version policy.
+    pub flags: Arc<FlagsCell>,
     /// Push notifications: the providers (APNs, FCM, or the log fallback) and the send path.
     pub push: Arc<Push>,
     /// Media: the object storage and the upload URL signer.
@@ -142,6 +144,8 @@ impl App {
         let presence = Presence::new(db.clone(), bus.clone(), settings.realtime.clone());
         let versions = Arc::new(PolicyCell::new(settings.versions.clone()));
         versions.reload(db.conn()).await?;
+        let flags = Arc::new(FlagsCell::default());
+        flags.reload(db.conn()).await?;
         let jobs = Arc::new(JobQueue::new(db.clone(), settings.jobs.clone(), metrics.clone()));
         let push = Arc::new(Push::new(&settings.push)?);
         let media = Arc::new(Media::new(&settings.media, &settings.data_dir).map_err(StartError::Media)?);
@@ -167,6 +171,7 @@ impl App {
             bus,
             presence,
             versions,
+            flags,
             push,
             media,
         }))

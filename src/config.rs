@@ -98,6 +98,8 @@ pub struct Settings {
     pub versions: crate::flags::settings::VersionsSettings,
     /// What the `bootstrap` query hands out.
     pub bootstrap: crate::flags::settings::BootstrapSettings,
+    /// Feature flags.
+    pub flags: crate::flags::settings::FlagSettings,
     /// The durable job queue and its workers.
     pub jobs: JobSettings,
     /// Push notifications: APNs and FCM credentials, delivery limits.
@@ -135,6 +137,7 @@ impl Default for Settings {
             realtime: Default::default(),
             versions: Default::default(),
             bootstrap: Default::default(),
+            flags: Default::default(),
             jobs: JobSettings::default(),
             push: crate::push::settings::PushSettings::default(),
             media: crate::media::settings::MediaSettings::default(),

@@ -89,6 +89,12 @@ enum Command {
         #[command(subcommand)]
         command: VersionsCommand,
     },
+    /// Feature flags (every replica picks a change up within `versions.refresh_seconds`;
+    /// every change is audited).
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
+    },
     /// Maintenance mode: every operation but `bootstrap` answers 503 `MAINTENANCE`.
     Maintenance {
         #[command(subcommand)]
@@ -108,6 +114,63 @@ enum Command {
     Push {
         #[command(subcommand)]
         command: PushCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlagsCommand {
+    /// Every flag: on/off, rules, variants, last change.
+    List,
+    /// Create or change a flag: on (unless `--disable`), for a rollout of users, platforms
+    /// and app versions; variants as `name:weight`.
+    Set {
+        /// The flag's key.
+        key: String,
+        /// Percentage of users (0 to 100, two decimals), sticky per user (else device).
+        #[arg(long)]
+        rollout: Option<f64>,
+        /// Only on this platform (repeat for several).
+        #[arg(long = "platform")]
+        platforms: Vec<String>,
+        /// Only this app version and newer.
+        #[arg(long)]
+        min_version: Option<String>,
+        /// Variants, `name:weight` (repeat).
+        #[arg(long = "variant")]
+        variants: Vec<String>,
+        /// What the flag is for.
+        #[arg(long)]
+        description: Option<String>,
+        /// Store it switched off.
+        #[arg(long)]
+        disable: bool,
+        /// Who makes the change (the audit log), default `$USER`.
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// The kill switch: off for everyone at once (rules kept).
+    Kill {
+        /// The flag's key.
+        key: String,
+        /// Who makes the change.
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Store a flag from an Unleash feature definition (JSON file).
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Who makes the change.
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// The newest changes (of one flag, or of all).
+    Audit {
+        /// Only this flag.
+        key: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
     },
 }
 
@@ -381,6 +444,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             print!("{}", flags::admin::describe(&policy));
+        }
+        Command::Flags { command } => {
+            let db = open_db(&settings).await?;
+            let actor = |given: Option<String>| given.or_else(|| std::env::var("USER").ok()).unwrap_or_default();
+            let out = match command {
+                FlagsCommand::List => flags::manage::list(&db).await?,
+                FlagsCommand::Set {
+                    key,
+                    rollout,
+                    platforms,
+                    min_version,
+                    variants,
+                    description,
+                    disable,
+                    actor: who,
+                } => {
+                    let change =
+                        flags::manage::FlagChange { disable, rollout, platforms, min_version, variants, description };
+                    let feature = flags::manage::set(&db, &actor(who), &key, change).await?;
+                    format!("{}\n", serde_json::to_string_pretty(&feature)?)
+                }
+                FlagsCommand::Kill { key, actor: who } => {
+                    flags::manage::kill(&db, &actor(who), &key).await?;
+                    format!("{key}: OFF for everyone (replicas within {} s)\n", settings.versions.refresh_seconds)
+                }
+                FlagsCommand::Import { file, actor: who } => {
+                    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                    let feature = flags::manage::import(&db, &actor(who), &text).await?;
+                    format!("imported {}\n", feature.name)
+                }
+                FlagsCommand::Audit { key, limit } => {
+                    flags::manage::audit(&db, key.as_deref(), limit.min(1000)).await?
+                }
+            };
+            print!("{out}");
         }
         Command::Maintenance { command } => {
             let db = open_db(&settings).await?;

@@ -29,6 +29,7 @@ pub struct Query(
     crate::messaging::graphql::MessagingQuery,
     crate::realtime::graphql::RealtimeQuery,
     crate::flags::bootstrap::BootstrapQuery,
+    crate::flags::graphql::FlagsQuery,
     crate::push::history::NotificationsQuery,
     crate::media::graphql::MediaQuery,
 );

@@ -11,7 +11,7 @@ use crate::{
     app::{App, StartError},
     auth::{self, bearer::BearerVerifier},
     config::Settings,
-    flags::{gate::VersionGate, policy},
+    flags::{self, gate::VersionGate, policy},
     kernel::{
         graphql::pipeline::Pipeline,
         hooks::Hooks,
@@ -20,11 +20,7 @@ use crate::{
         jobs::{self, JobRegistry},
     },
     playground,
-    realtime::{
-        connections::PresenceConnections,
-        fanout::{Fanout, SharedFeeds},
-        log,
-    },
+    realtime::{connections::PresenceConnections, fanout::Fanout, log, shared::SharedFeeds},
     schema::{OperationData, build_schema},
 };
 
@@ -95,6 +91,7 @@ pub async fn start_with(app: Arc<App>) -> Result<RunningServer, StartError> {
     let state = HttpState { pipeline: Pipeline::new(app.kernel.clone(), hooks), sdl };
     let concerns = Router::new()
         .merge(auth::routes::routes(app.clone()))
+        .merge(flags::ofrep::routes(app.clone()))
         .merge(playground::routes(app.clone()))
         .merge(crate::media::routes(app.clone()));
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
@@ -143,7 +140,7 @@ fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         log::spawn_retention_sweeper(app.db.clone(), settings.clone()),
         app.presence.spawn_ticker(),
-        policy::spawn_refresher(&app.versions, app.settings.database_url.expose().to_owned()),
+        policy::spawn_refresher(&app.versions, &app.flags, app.settings.database_url.expose().to_owned()),
         crate::media::uploads::spawn_sweeper(app.media.finisher(app), app.settings.media.clone()),
     ];
     if app.settings.is_postgres() && settings.pg_notify {

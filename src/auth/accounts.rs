@@ -22,7 +22,7 @@ use crate::{
         error::DomainError,
         validate,
     },
-    social::entities::user,
+    social::user_entity as user,
 };
 
 /// A new account.

@@ -1,4 +1,5 @@
-//! The device registry: upsert on login, list, revoke one, revoke all.
+//! The device registry: upsert on login, list, revoke one, revoke all, and the sign-out use
+//! case that does either in its own transaction.
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -13,9 +14,9 @@ use crate::auth::{
 use crate::{
     auth::entities::{device, refresh_token},
     kernel::{
-        db,
+        db::{self, Db},
         error::DomainError,
-        request::{valid_locale, valid_timezone},
+        request::{Platform, valid_locale, valid_timezone},
     },
 };
 
@@ -33,10 +34,6 @@ impl DeviceInfo {
         let client_device_id = uuid::Uuid::parse_str(self.client_device_id.trim())
             .map_err(|_| DomainError::invalid("device.clientDeviceId must be a UUID"))?
             .to_string();
-        let platform = self.platform.trim().to_ascii_lowercase();
-        if !matches!(platform.as_str(), "ios" | "android" | "web") {
-            return Err(DomainError::invalid("device.platform must be ios, android or web"));
-        }
         let timezone = self.timezone.trim().to_owned();
         if !timezone.is_empty() && !valid_timezone(&timezone) {
             return Err(DomainError::invalid("device.timezone must be an IANA zone name"));
@@ -57,7 +54,7 @@ impl DeviceInfo {
         };
         Ok(Self {
             client_device_id,
-            platform,
+            platform: self.platform,
             model: bounded("model", &self.model, 100)?,
             os_version: bounded("osVersion", &self.os_version, 50)?,
             app_version: bounded("appVersion", &self.app_version, 50)?,
@@ -85,14 +82,14 @@ pub async fn upsert(
         let row = device::ActiveModel {
             user_id: Set(user_id),
             client_device_id: Set(info.client_device_id.clone()),
-            platform: Set(info.platform.clone()),
+            platform: Set(info.platform.as_str().to_owned()),
             model: Set(info.model.clone()),
             os_version: Set(info.os_version.clone()),
             app_version: Set(info.app_version.clone()),
             locale: Set(info.locale.clone()),
             timezone: Set(info.timezone.clone()),
             push_token: Set(info.push_token.clone()),
-            push_provider: Set(info.push_token.as_ref().map(|_| legacy_provider(&info.platform).to_owned())),
+            push_provider: Set(info.push_token.as_ref().map(|_| legacy_provider(info.platform).to_owned())),
             push_environment: Set(info.push_token.as_ref().map(|_| "PRODUCTION".to_owned())),
             push_token_updated_at: Set(info.push_token.as_ref().map(|_| now)),
             push_token_dead_at: Set(None),
@@ -120,7 +117,7 @@ pub async fn upsert(
     }
     let token_changed = info.push_token.is_some() && existing.push_token != info.push_token;
     let mut active: device::ActiveModel = existing.into();
-    active.platform = Set(info.platform.clone());
+    active.platform = Set(info.platform.as_str().to_owned());
     active.model = Set(info.model.clone());
     active.os_version = Set(info.os_version.clone());
     active.app_version = Set(info.app_version.clone());
@@ -128,7 +125,7 @@ pub async fn upsert(
     active.timezone = Set(info.timezone.clone());
     if token_changed {
         active.push_token = Set(info.push_token.clone());
-        active.push_provider = Set(Some(legacy_provider(&info.platform).to_owned()));
+        active.push_provider = Set(Some(legacy_provider(info.platform).to_owned()));
         active.push_environment = Set(Some("PRODUCTION".to_owned()));
         active.push_token_updated_at = Set(Some(now));
         active.push_token_dead_at = Set(None);
@@ -141,8 +138,8 @@ pub async fn upsert(
 
 /// The provider of a `pushToken` given at sign-in (`DeviceInput.pushToken`): APNs on iOS, FCM
 /// elsewhere, in the production environment. `registerPushToken` says it explicitly.
-fn legacy_provider(platform: &str) -> &'static str {
-    if platform == "ios" { "APNS" } else { "FCM" }
+fn legacy_provider(platform: Platform) -> &'static str {
+    if platform == Platform::Ios { "APNS" } else { "FCM" }
 }
 
 /// The user's devices, most recently seen first (revoked ones included, marked).
@@ -194,4 +191,43 @@ pub async fn revoke_all(conn: &impl ConnectionTrait, user_id: i64) -> Result<Vec
         revoke(conn, user_id, *id, true).await?;
     }
     Ok(ids)
+}
+
+/// Which devices a sign-out covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignOut {
+    /// The current device signs itself out (`logout`: no security event).
+    Current(i64),
+    /// One of the user's devices is revoked (a lost phone: a security event).
+    Device(i64),
+    /// Every device of the user.
+    Everywhere,
+}
+
+/// Signs the user's devices out in one transaction; with a `notify_channel` (PostgreSQL)
+/// the other replicas hear of it through NOTIFY, sent at commit. Returns the devices signed
+/// out: the caller cuts their access tokens and live connections on this replica now.
+pub async fn sign_out(
+    db: &Db,
+    notify_channel: Option<&str>,
+    user_id: i64,
+    which: SignOut,
+) -> Result<Vec<i64>, DomainError> {
+    let tx = db.begin_write().await?;
+    let devices = match which {
+        SignOut::Current(device) => {
+            revoke(&*tx, user_id, device, false).await?;
+            vec![device]
+        }
+        SignOut::Device(device) => {
+            revoke(&*tx, user_id, device, true).await?;
+            vec![device]
+        }
+        SignOut::Everywhere => revoke_all(&*tx, user_id).await?,
+    };
+    if let Some(channel) = notify_channel {
+        crate::realtime::notify_revoked(&*tx, channel, &devices).await?;
+    }
+    tx.commit().await?;
+    Ok(devices)
 }

@@ -1,13 +1,13 @@
 //! Accounts and sessions in the schema: `register`, `login`, `refreshTokens`, `logout`,
 //! `devices`, `revokeDevice`, `signOutEverywhere` and `securityEvents`.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connection::Connection};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
 
 use crate::app::app;
 use crate::auth::entities::device;
-use crate::kernel::hooks::FieldBudget;
-use crate::social::loaders::loaders;
+use crate::kernel::{hooks::FieldBudget, request::Platform};
+use crate::social::loaders;
 use crate::{
     auth::{
         DeviceInfo, TokenPair, accounts, biometric, devices, events,
@@ -29,25 +29,18 @@ use crate::{
         ids::{self, NodeType},
         pagination::{ListKind, PageArgs, connection, connection_complexity},
     },
-    social::types::user::User,
+    social::User,
 };
 
-/// Commits a sign-out of `devices` and closes their live connections: at once on this
-/// replica, and through LISTEN/NOTIFY (sent at commit) on the others.
-async fn signed_out(
-    app: &crate::app::App,
-    tx: crate::kernel::db::WriteTx,
-    devices: &[i64],
-) -> async_graphql::Result<()> {
+/// Signs devices out (one transaction, in the use case) and cuts them off on this replica.
+async fn sign_out(app: &crate::app::App, user: i64, which: devices::SignOut) -> async_graphql::Result<Vec<i64>> {
     let realtime = &app.settings.realtime;
-    if realtime.pg_notify {
-        crate::realtime::store::notify_revoked(&*tx, &realtime.pg_notify_channel, devices).await.map_err(db_error)?;
-    }
-    tx.commit().await.map_err(db_error)?;
-    for device in devices {
+    let channel = realtime.pg_notify.then_some(realtime.pg_notify_channel.as_str());
+    let signed_out = devices::sign_out(&app.db, channel, user, which).await.api()?;
+    for device in &signed_out {
         app.gate.revoked(*device);
     }
-    Ok(())
+    Ok(signed_out)
 }
 
 /// Mutation root fields with their own rate-limit budget: sign-in attempts per client IP,
@@ -58,83 +51,13 @@ pub const FIELD_BUDGETS: &[FieldBudget] = &[
     FieldBudget { field: "refreshTokens", limit: Limit::RefreshPerDevice },
 ];
 
-/// The platform a device runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
-pub enum DevicePlatform {
-    /// iOS / iPadOS.
-    Ios,
-    /// Android.
-    Android,
-    /// A browser.
-    Web,
-}
-
-impl DevicePlatform {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Ios => "ios",
-            Self::Android => "android",
-            Self::Web => "web",
-        }
-    }
-
-    fn parse(value: &str) -> Self {
-        match value {
-            "ios" => Self::Ios,
-            "android" => Self::Android,
-            _ => Self::Web,
-        }
-    }
-}
-
-/// The device signing in.
-#[derive(InputObject)]
-pub struct DeviceInput {
-    /// Client-generated UUID, kept in the Keychain/Keystore across launches.
-    pub client_device_id: String,
-    /// Platform.
-    pub platform: DevicePlatform,
-    /// Model identifier (`iPhone15,2`, `Pixel 8`).
-    #[graphql(default)]
-    pub model: String,
-    /// OS version.
-    #[graphql(default)]
-    pub os_version: String,
-    /// App version.
-    #[graphql(default)]
-    pub app_version: String,
-    /// BCP 47 locale.
-    #[graphql(default)]
-    pub locale: String,
-    /// IANA time zone.
-    #[graphql(default)]
-    pub timezone: String,
-    /// APNs/FCM token, when the user allowed notifications.
-    pub push_token: Option<String>,
-}
-
-impl From<DeviceInput> for DeviceInfo {
-    fn from(input: DeviceInput) -> Self {
-        Self {
-            client_device_id: input.client_device_id,
-            platform: input.platform.as_str().to_owned(),
-            model: input.model,
-            os_version: input.os_version,
-            app_version: input.app_version,
-            locale: input.locale,
-            timezone: input.timezone,
-            push_token: input.push_token,
-        }
-    }
-}
-
 /// A signed-in device.
 #[derive(SimpleObject)]
 pub struct Device {
     /// Opaque id.
     pub id: ID,
     /// Platform.
-    pub platform: DevicePlatform,
+    pub platform: Platform,
     /// Model identifier.
     pub model: String,
     /// OS version.
@@ -153,7 +76,7 @@ pub struct Device {
     pub last_seen_at: DateTime<Utc>,
     /// The device's push registration (null without a token): a token the provider reported
     /// dead shows `deliverable: false`.
-    pub push: Option<crate::push::types::PushRegistration>,
+    pub push: Option<crate::push::PushRegistration>,
 }
 
 fn device_name(row: &device::Model) -> String {
@@ -170,9 +93,9 @@ impl Device {
     /// The API form of a device row; `current` is the requesting device.
     pub fn from_row(row: device::Model, current: Option<i64>) -> Self {
         Self {
-            push: crate::push::types::PushRegistration::of(&row),
+            push: crate::push::PushRegistration::of(&row),
             id: ids::encode(NodeType::Device, row.id),
-            platform: DevicePlatform::parse(&row.platform),
+            platform: Platform::parse(&row.platform).unwrap_or(Platform::Web),
             name: device_name(&row),
             is_current: current == Some(row.id),
             revoked: row.revoked_at.is_some(),
@@ -256,7 +179,7 @@ pub struct RegisterInput {
     /// Display name.
     pub display_name: String,
     /// The device registering.
-    pub device: DeviceInput,
+    pub device: DeviceInfo,
 }
 
 /// Input of `login`.
@@ -267,7 +190,7 @@ pub struct LoginInput {
     /// Password.
     pub password: String,
     /// The device signing in.
-    pub device: DeviceInput,
+    pub device: DeviceInfo,
 }
 
 /// Input of `refreshTokens`.
@@ -413,7 +336,7 @@ impl AuthMutation {
             password: input.password,
             handle: input.handle,
             display_name: input.display_name,
-            device: input.device.into(),
+            device: input.device,
         };
         let pair = accounts::register(&app.db, &app.keys, &app.settings.auth, registration).await.api()?;
         Ok(pair.into())
@@ -425,8 +348,7 @@ impl AuthMutation {
         // Slow brute force on one account, whatever IPs it comes from.
         let account = accounts::normalize_email(&input.email).unwrap_or_else(|_| input.email.trim().to_lowercase());
         app.limits.check(Limit::LoginPerAccount, &account).await.map_err(rate_limited)?;
-        match accounts::login(&app.db, &app.keys, &app.settings.auth, &input.email, input.password, input.device.into())
-            .await
+        match accounts::login(&app.db, &app.keys, &app.settings.auth, &input.email, input.password, input.device).await
         {
             Ok(pair) => {
                 app.gate.forget(pair.device_id);
@@ -474,9 +396,7 @@ impl AuthMutation {
         let Some(device) = viewer.device_id else {
             return Err(api_error(ErrorCode::BadUserInput, "this token has no device session"));
         };
-        let tx = app.db.begin_write().await.map_err(db_error)?;
-        devices::revoke(&*tx, user, device, false).await.api()?;
-        signed_out(app, tx, &[device]).await?;
+        sign_out(app, user, devices::SignOut::Current(device)).await?;
         Ok(true)
     }
 
@@ -527,9 +447,7 @@ impl AuthMutation {
         let user = viewer.require().api()?;
         let device = ids::decode_as(&id, NodeType::Device)?;
         let app = app(ctx)?;
-        let tx = app.db.begin_write().await.map_err(db_error)?;
-        devices::revoke(&*tx, user, device, true).await.api()?;
-        signed_out(app, tx, &[device]).await?;
+        sign_out(app, user, devices::SignOut::Device(device)).await?;
         let rows = devices::list(app.db.conn(), user).await.api()?;
         rows.into_iter()
             .find(|d| d.id == device)
@@ -541,9 +459,7 @@ impl AuthMutation {
     async fn sign_out_everywhere(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let user = viewer(ctx).require().api()?;
         let app = app(ctx)?;
-        let tx = app.db.begin_write().await.map_err(db_error)?;
-        let revoked = devices::revoke_all(&*tx, user).await.api()?;
-        signed_out(app, tx, &revoked).await?;
+        let revoked = sign_out(app, user, devices::SignOut::Everywhere).await?;
         Ok(i32::try_from(revoked.len()).unwrap_or(i32::MAX))
     }
 }

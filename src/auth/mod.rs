@@ -23,28 +23,40 @@ pub mod routes;
 pub mod sessions;
 pub mod settings;
 
+// The API other concerns use (they reach auth only through these names).
 pub use self::bearer::BearerVerifier;
+pub use self::devices::{list as list_devices, upsert as upsert_device};
+pub use self::entities::device as device_entity;
+pub use self::graphql::{CertificatePin, Device};
 
-use serde::{Deserialize, Serialize};
+use crate::kernel::request::Platform;
 
-/// What a client says about the device it runs on (login, register).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+/// The device signing in.
+// What a client says about the device it runs on (login, register), and the API's
+// `DeviceInput`: one shape, validated by `DeviceInfo::validated`.
+#[derive(async_graphql::InputObject, Clone, Debug, Default, PartialEq, Eq)]
+#[graphql(name = "DeviceInput")]
 pub struct DeviceInfo {
-    /// Client-generated UUID kept in the Keychain/Keystore.
+    /// Client-generated UUID, kept in the Keychain/Keystore across launches.
     pub client_device_id: String,
-    /// `ios`, `android` or `web`.
-    pub platform: String,
-    /// Device model (`iPhone15,2`).
+    /// Platform.
+    pub platform: Platform,
+    /// Model identifier (`iPhone15,2`, `Pixel 8`).
+    #[graphql(default)]
     pub model: String,
     /// OS version.
+    #[graphql(default)]
     pub os_version: String,
     /// App version.
+    #[graphql(default)]
     pub app_version: String,
     /// BCP 47 locale.
+    #[graphql(default)]
     pub locale: String,
     /// IANA time zone.
+    #[graphql(default)]
     pub timezone: String,
-    /// APNs/FCM token, if the user allowed notifications.
+    /// APNs/FCM token, when the user allowed notifications.
     pub push_token: Option<String>,
 }
 

@@ -204,7 +204,7 @@ pub async fn exchange(
     }
     let device = DeviceInfo {
         client_device_id: uuid::Uuid::new_v4().to_string(),
-        platform: "web".into(),
+        platform: crate::kernel::request::Platform::Web,
         model: format!("OAuth client {client_id}").chars().take(100).collect(),
         ..DeviceInfo::default()
     };

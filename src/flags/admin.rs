@@ -53,10 +53,7 @@ pub fn check_versions(versions: &PlatformVersions) -> Result<(), FlagsError> {
 
 /// `ios`, `android` or `web`.
 pub fn parse_platform(value: &str) -> Result<Platform, FlagsError> {
-    match Platform::parse(value) {
-        Platform::Unknown => Err(FlagsError::UnknownPlatform(value.to_owned())),
-        platform => Ok(platform),
-    }
+    Platform::parse(value).ok_or_else(|| FlagsError::UnknownPlatform(value.to_owned()))
 }
 
 fn cleared(value: Option<String>, current: Option<String>) -> Option<String> {
@@ -75,7 +72,7 @@ pub async fn set_versions(
     change: VersionChange,
 ) -> Result<Policy, FlagsError> {
     let current = current_policy(db, settings).await?;
-    let Some(now) = current.platform(platform) else {
+    let Some(now) = current.platform(Some(platform)) else {
         return Err(FlagsError::UnknownPlatform(platform.as_str().to_owned()));
     };
     let text = |t: &Option<Threshold>| t.as_ref().map(|t| t.text.to_string());
@@ -135,8 +132,8 @@ pub async fn current_policy(db: &Db, settings: &VersionsSettings) -> Result<Poli
 /// A table of the policy, for `versions list`.
 pub fn describe(policy: &Policy) -> String {
     let mut out = String::from("platform  minimum        recommended    store_url  (source)\n");
-    for platform in [Platform::Ios, Platform::Android, Platform::Web] {
-        let Some(p) = policy.platform(platform) else { continue };
+    for platform in Platform::ALL {
+        let Some(p) = policy.platform(Some(platform)) else { continue };
         let text = |t: &Option<Threshold>| t.as_ref().map_or("-".to_owned(), |t| t.text.to_string());
         let source = match p.source {
             Source::Settings => "settings",

@@ -10,17 +10,19 @@
 //! response, 304s included; maintenance gives its announced end, not a countdown.
 
 use async_graphql::{ComplexObject, Context, Object, SimpleObject};
+
+use crate::kernel::request::Platform;
 use chrono::{DateTime, Utc};
 
 use super::policy::{Threshold, UpdateStatus};
 use crate::{
     app::{App, app},
-    auth::graphql::CertificatePin,
+    auth::CertificatePin,
     kernel::{
         graphql::{context::viewer, error::loader_error},
         request::ClientInfo,
     },
-    social::{loaders::loaders, types::user::User},
+    social::{User, loaders},
 };
 
 /// Reconnect backoff the transports document (docs/realtime.md): full jitter, doubling.
@@ -141,6 +143,12 @@ pub struct Bootstrap {
 
 #[ComplexObject]
 impl Bootstrap {
+    /// Every feature flag evaluated for this app (as `flags` would answer).
+    #[graphql(cache_control(private))]
+    async fn flags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::graphql::FlagEvaluation>> {
+        Ok(super::graphql::for_caller(ctx, app(ctx)?, None))
+    }
+
     /// The signed-in user; null signed out.
     #[graphql(cache_control(private))]
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
@@ -182,7 +190,7 @@ pub fn build(app: &App, client: &ClientInfo, now: DateTime<Utc>) -> Bootstrap {
     };
     let update = UpdateInfo {
         status: policy.status(client),
-        platform: client.platform.as_str().to_owned(),
+        platform: Platform::label(client.platform).to_owned(),
         current_version: client.version().map(|v| v.to_string()),
         minimum_version: text(|p| &p.minimum),
         recommended_version: text(|p| &p.recommended),
@@ -241,12 +249,13 @@ fn endpoints(app: &App) -> ApiEndpoints {
     } else {
         base.to_owned()
     };
+    // The versioned paths (`/graphql` and friends are their aliases: docs/versioning.md).
     ApiEndpoints {
-        graphql: format!("{base}/graphql"),
-        websocket: format!("{ws_base}/graphql/ws"),
-        sse: format!("{base}/graphql/sse"),
+        graphql: format!("{base}/v1/graphql"),
+        websocket: format!("{ws_base}/v1/graphql/ws"),
+        sse: format!("{base}/v1/graphql/sse"),
         uploads: format!("{base}/uploads"),
         media: app.media_url(""),
-        schema: format!("{base}/schema.graphql"),
+        schema: format!("{base}/v1/schema.graphql"),
     }
 }

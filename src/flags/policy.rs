@@ -151,13 +151,12 @@ impl Policy {
     }
 
     /// The policy of `platform` (none for an unknown platform).
-    pub fn platform(&self, platform: Platform) -> Option<&PlatformPolicy> {
-        match platform {
-            Platform::Ios => Some(&self.ios),
-            Platform::Android => Some(&self.android),
-            Platform::Web => Some(&self.web),
-            Platform::Unknown => None,
-        }
+    pub fn platform(&self, platform: Option<Platform>) -> Option<&PlatformPolicy> {
+        Some(match platform? {
+            Platform::Ios => &self.ios,
+            Platform::Android => &self.android,
+            Platform::Web => &self.web,
+        })
     }
 
     /// Maintenance in force at `now` (an announced end that has passed ends it).
@@ -238,18 +237,24 @@ impl PolicyCell {
     }
 }
 
-/// Re-reads the policy every `versions.refresh_seconds` on a connection of its own (opened
-/// lazily, reopened after a failure). Holds the cell weakly: it ends with its server.
-pub fn spawn_refresher(cell: &Arc<PolicyCell>, database_url: String) -> tokio::task::JoinHandle<()> {
+/// Re-reads the policy and the feature flags every `versions.refresh_seconds` on a connection
+/// of its own (opened lazily, reopened after a failure). Holds the cells weakly: it ends with
+/// its server.
+pub fn spawn_refresher(
+    cell: &Arc<PolicyCell>,
+    flags: &Arc<super::catalog::FlagsCell>,
+    database_url: String,
+) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(cell.settings.refresh_seconds.max(1));
     let cell = Arc::downgrade(cell);
+    let flags = Arc::downgrade(flags);
     tokio::spawn(async move {
         let mut conn: Option<sea_orm::DatabaseConnection> = None;
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let Some(cell) = cell.upgrade() else { return };
+            let (Some(cell), Some(flags)) = (cell.upgrade(), flags.upgrade()) else { return };
             if conn.is_none() {
                 let mut options = sea_orm::ConnectOptions::new(database_url.clone());
                 options.max_connections(1).min_connections(0).sqlx_logging(false);
@@ -262,9 +267,9 @@ pub fn spawn_refresher(cell: &Arc<PolicyCell>, database_url: String) -> tokio::t
                 }
             }
             if let Some(c) = &conn
-                && let Err(err) = cell.reload(c).await
+                && let Err(err) = async { cell.reload(c).await.and(flags.reload(c).await.map(|_| ())) }.await
             {
-                tracing::warn!(error = %err, "version policy: reload failed; keeping the previous one");
+                tracing::warn!(error = %err, "version policy / flags: reload failed; keeping the previous ones");
                 conn = None;
             }
         }

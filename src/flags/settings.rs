@@ -1,7 +1,7 @@
-//! Settings of app versions and the bootstrap (`[versions]` and `[bootstrap]` in the TOML
-//! file, `BFF_VERSIONS__*` / `BFF_BOOTSTRAP__*` in the environment). The version values are
-//! the starting values: `mobile-bff versions set` stores a platform's values in the database,
-//! and from then on the stored row wins for that platform.
+//! Settings of app versions, the bootstrap and feature flags (`[versions]`, `[bootstrap]` and
+//! `[flags]` in the TOML file, `BFF_VERSIONS__*` / `BFF_BOOTSTRAP__*` / `BFF_FLAGS__*` in the
+//! environment). The version values are the starting values: `mobile-bff versions set` stores
+//! a platform's values in the database, and from then on the stored row wins for that platform.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,4 +77,13 @@ impl Default for BootstrapSettings {
     fn default() -> Self {
         Self { api_base_url: String::new(), server_time_granularity_seconds: 3600 }
     }
+}
+
+/// `[flags]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlagSettings {
+    /// The `environment` of every evaluation context (`production`, `staging`): rules can
+    /// target it. Empty: none.
+    pub environment: String,
 }

@@ -27,39 +27,51 @@ impl Viewer {
     }
 }
 
-/// The client platform from `X-Platform`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The caller's IP address, as the request data of every operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The platform a device runs.
+// One enum for `X-Platform`, the device registry and the API's `DevicePlatform`; an absent
+// or unrecognised platform is `None` where one is optional (`ClientInfo::platform`).
+#[derive(async_graphql::Enum, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[graphql(name = "DevicePlatform")]
 pub enum Platform {
     /// iOS / iPadOS.
     Ios,
     /// Android.
     Android,
-    /// A browser (including the playground).
-    Web,
-    /// Missing or unrecognised.
+    /// A browser.
     #[default]
-    Unknown,
+    Web,
 }
 
 impl Platform {
-    /// Parses `ios`, `android` or `web` (case-insensitive).
-    pub fn parse(value: &str) -> Self {
+    /// Every platform.
+    pub const ALL: [Platform; 3] = [Platform::Ios, Platform::Android, Platform::Web];
+
+    /// Parses `ios`, `android` or `web` (case-insensitive, trimmed).
+    pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
-            "ios" => Self::Ios,
-            "android" => Self::Android,
-            "web" => Self::Web,
-            _ => Self::Unknown,
+            "ios" => Some(Self::Ios),
+            "android" => Some(Self::Android),
+            "web" => Some(Self::Web),
+            _ => None,
         }
     }
 
-    /// The metric label.
+    /// The stored form and metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ios => "ios",
             Self::Android => "android",
             Self::Web => "web",
-            Self::Unknown => "unknown",
         }
+    }
+
+    /// The label of an optional platform: `unknown` when absent.
+    pub fn label(platform: Option<Self>) -> &'static str {
+        platform.map_or("unknown", Self::as_str)
     }
 }
 
@@ -155,14 +167,16 @@ pub struct ClientInfo {
     pub app_build_number: Option<u64>,
     /// `X-App-Build`, a build number or string (≤ 32 chars).
     pub app_build: Option<String>,
-    /// `X-Platform`.
-    pub platform: Platform,
+    /// `X-Platform` (`None` when missing or unrecognised).
+    pub platform: Option<Platform>,
     /// `X-Device-Id`, the client-generated device UUID.
     pub device_id: Option<uuid::Uuid>,
     /// `X-Timezone`, an IANA zone name such as `Europe/Paris`.
     pub timezone: Option<String>,
     /// First language tag of `Accept-Language`.
     pub locale: Option<String>,
+    /// `X-OS-Version` (`17.4.1`): digits and dots, at most 32 characters.
+    pub os_version: Option<String>,
 }
 
 impl ClientInfo {
@@ -200,8 +214,8 @@ mod tests {
 
     #[test]
     fn header_values() {
-        assert_eq!(Platform::parse("iOS"), Platform::Ios);
-        assert_eq!(Platform::parse("symbian"), Platform::Unknown);
+        assert_eq!(Platform::parse("iOS"), Some(Platform::Ios));
+        assert_eq!(Platform::parse("symbian"), None);
         assert!(valid_timezone("America/Argentina/Buenos_Aires"));
         assert!(!valid_timezone("../../etc/passwd"));
         assert!(valid_locale("pt-BR"));

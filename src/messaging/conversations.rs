@@ -7,18 +7,15 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, 
 use serde::{Deserialize, Serialize};
 
 use crate::messaging::store as messaging;
-use crate::social::store::users;
+use crate::social::users_by_ids;
 use crate::{
     kernel::db::{self, Db},
     messaging::entities::{conversation, conversation_member, message},
-    realtime::entities::user_event,
+    realtime::user_event,
 };
 use crate::{
-    kernel::{error::DomainError, validate},
-    realtime::{
-        log::{self, ConversationRecord, EventKind, MessageRecord, ReadRecord},
-        settings::RealtimeSettings,
-    },
+    kernel::{error::DomainError, idempotency, settings::IdempotencySettings, validate},
+    realtime::{ConversationRecord, EventKind, MessageRecord, ReadRecord, RealtimeSettings, append_event},
 };
 
 /// Longest group title, in characters.
@@ -41,7 +38,7 @@ pub async fn start_direct(
     if other == viewer {
         return Err(DomainError::invalid("a direct conversation needs another user"));
     }
-    if users::by_ids(db.conn(), &[other]).await?.is_empty() {
+    if users_by_ids(db.conn(), &[other]).await?.is_empty() {
         return Err(DomainError::NotFound("user"));
     }
     let key = format!("{}:{}", viewer.min(other), viewer.max(other));
@@ -71,8 +68,36 @@ pub async fn start_direct(
     }
 }
 
-/// A group of `viewer` and `members`, inside the caller's transaction.
+/// A new group of `viewer` and `members` (user ids, in any order, repeats allowed), at most
+/// once per client `key`.
 pub async fn create_group(
+    db: &Db,
+    idempotency: &IdempotencySettings,
+    settings: &RealtimeSettings,
+    viewer: i64,
+    key: Option<&str>,
+    title: &str,
+    mut members: Vec<i64>,
+) -> Result<(ConversationRef, Vec<user_event::Model>), DomainError> {
+    if members.len() > settings.max_group_members {
+        return Err(too_many_members(settings));
+    }
+    members.sort_unstable();
+    members.dedup();
+    let fingerprint = (title, &members);
+    let (settings, title, members) = (settings.clone(), title.to_owned(), members.clone());
+    idempotency::once(db, idempotency, viewer, key, "createGroup", &fingerprint, move |tx| {
+        Box::pin(async move { create_group_in(&**tx, &settings, viewer, &title, &members).await })
+    })
+    .await
+}
+
+fn too_many_members(settings: &RealtimeSettings) -> DomainError {
+    DomainError::invalid(format!("a group has at most {} members", settings.max_group_members))
+}
+
+/// A group of `viewer` and `members`, inside the caller's transaction.
+async fn create_group_in(
     conn: &impl ConnectionTrait,
     settings: &RealtimeSettings,
     viewer: i64,
@@ -87,9 +112,9 @@ pub async fn create_group(
         return Err(DomainError::invalid("a group needs at least one other member"));
     }
     if all.len() > settings.max_group_members {
-        return Err(DomainError::invalid(format!("a group has at most {} members", settings.max_group_members)));
+        return Err(too_many_members(settings));
     }
-    if users::by_ids(conn, &all).await?.len() != all.len() {
+    if users_by_ids(conn, &all).await?.len() != all.len() {
         return Err(DomainError::NotFound("user"));
     }
     create(conn, settings, viewer, "group", Some(title), None, &all).await
@@ -127,7 +152,7 @@ async fn create(
         conversation_member::Entity::insert_many(rows).exec_without_returning(conn).await?;
     }
     let record = ConversationRecord { conversation_id: row.id };
-    let events = log::append(conn, settings, members, EventKind::ConversationAdded, &record).await?;
+    let events = append_event(conn, settings, members, EventKind::ConversationAdded, &record).await?;
     Ok((ConversationRef { conversation_id: row.id }, events))
 }
 
@@ -191,7 +216,7 @@ pub async fn send(
     messaging::advance_read_marker(&*tx, new.conversation_id, sender, seq).await?;
     let members = messaging::member_ids(&*tx, new.conversation_id).await?;
     let record = MessageRecord::from(stored.clone());
-    let events = log::append(&*tx, settings, &members, EventKind::MessageAdded, &record).await?;
+    let events = append_event(&*tx, settings, &members, EventKind::MessageAdded, &record).await?;
     tx.commit().await?;
     Ok((stored, events))
 }
@@ -222,7 +247,7 @@ pub async fn mark_read(
     }
     let members = messaging::member_ids(&*tx, conversation_id).await?;
     let record = ReadRecord { conversation_id, user_id: viewer, seq };
-    let events = log::append(&*tx, settings, &members, EventKind::MessageRead, &record).await?;
+    let events = append_event(&*tx, settings, &members, EventKind::MessageRead, &record).await?;
     tx.commit().await?;
     Ok((seq, events))
 }

@@ -7,21 +7,16 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject, connection::
 use crate::app::app;
 use crate::kernel::graphql::{
     context::viewer,
-    error::{DomainResultExt, ErrorCode, api_error, db_error, loader_error},
+    error::{DomainResultExt, db_error, loader_error},
     ids::{self, NodeType},
     pagination::{ListKind, PageArgs, connection, connection_complexity},
 };
 use crate::messaging::store;
 use crate::messaging::types::{Conversation, Message, messaging_loaders};
-use crate::social::loaders::loaders as social_loaders;
+use crate::social::loaders as social_loaders;
 use crate::{
-    kernel::{
-        db::keyset::Keyset,
-        error::DomainError,
-        idempotency::{self, Attempt},
-        validate,
-    },
-    messaging::conversations::{self, ConversationRef, NewMessage},
+    kernel::{db::keyset::Keyset, error::DomainError},
+    messaging::conversations::{self, NewMessage},
 };
 
 /// A conversation of the viewer by row id, or `NOT_FOUND` (also for non-members: whether a
@@ -178,43 +173,24 @@ impl MessagingMutation {
     ) -> async_graphql::Result<ConversationPayload> {
         let viewer = viewer(ctx).require().api()?;
         let app = app(ctx)?;
-        let mut members = input
+        let members = input
             .member_ids
             .iter()
             .map(|id| ids::decode_as(id, NodeType::User))
             .collect::<async_graphql::Result<Vec<i64>>>()?;
-        if members.len() > app.settings.realtime.max_group_members {
-            return Err(api_error(
-                ErrorCode::BadUserInput,
-                format!("a group has at most {} members", app.settings.realtime.max_group_members),
-            ));
-        }
-        members.sort_unstable();
-        members.dedup();
-        let key = input.idempotency_key.as_deref().map(validate::idempotency_key).transpose().api()?;
-        let fingerprint = (&input.title, &members);
-        let created: ConversationRef = match idempotency::begin(
+        let key = input.idempotency_key.as_deref();
+        let (created, events) = conversations::create_group(
             &app.db,
             &app.settings.idempotency,
+            &app.settings.realtime,
             viewer,
-            key.as_deref(),
-            "createGroup",
-            &fingerprint,
+            key,
+            &input.title,
+            members,
         )
         .await
-        .api()?
-        {
-            Attempt::Replay(result) => result,
-            Attempt::First(tx) => {
-                let (created, events) =
-                    conversations::create_group(&**tx.tx(), &app.settings.realtime, viewer, &input.title, &members)
-                        .await
-                        .api()?;
-                tx.finish(&created).await.api()?;
-                app.bus.publish(events);
-                created
-            }
-        };
+        .api()?;
+        app.bus.publish(events);
         clear_caches(ctx)?;
         Ok(ConversationPayload { conversation: member_conversation(ctx, created.conversation_id).await? })
     }

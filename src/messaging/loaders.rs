@@ -14,7 +14,7 @@ use crate::{
         entities::{conversation, conversation_member, message},
         store::Unread,
     },
-    social::loaders::LoadError,
+    social::LoadError,
 };
 
 /// What every messaging loader needs.

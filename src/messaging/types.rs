@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::app;
 use crate::messaging::loaders::{MessagePageKey, MessagingLoaders};
-use crate::social::loaders::loaders;
+use crate::social::loaders;
 use crate::{
     kernel::graphql::{
         error::{ErrorCode, api_error, loader_error},
@@ -18,8 +18,8 @@ use crate::{
         pagination::DEFAULT_PAGE_SIZE,
     },
     messaging::entities::{conversation, conversation_member},
-    realtime::log::MessageRecord,
-    social::types::user::User,
+    realtime::MessageRecord,
+    social::User,
 };
 
 /// The messaging loaders of this operation.

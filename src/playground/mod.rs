@@ -22,7 +22,7 @@ use crate::{
         },
         http::errors::error_response,
     },
-    social::store::{posts, users},
+    social::{first_user, latest_post_id},
 };
 
 /// The playground's routes (none when it is disabled).
@@ -101,11 +101,11 @@ pub async fn config(State(app): State<Arc<App>>) -> Response {
 /// `GET /playground/queries.json`: the screen queries with variables pointing at demo data.
 pub async fn queries(State(app): State<Arc<App>>) -> Response {
     let conn = app.db.conn();
-    let handle = match users::first(conn).await {
+    let handle = match first_user(conn).await {
         Ok(Some(user)) => user.handle,
         _ => "alice".to_owned(),
     };
-    let post_id = match posts::latest_id(conn).await {
+    let post_id = match latest_post_id(conn).await {
         Ok(Some(id)) => ids::encode(NodeType::Post, id).0,
         _ => String::new(),
     };
@@ -128,7 +128,7 @@ pub async fn dev_login(State(app): State<Arc<App>>) -> Response {
     if !app.settings.playground.dev_login {
         return error_response(StatusCode::NOT_FOUND, ErrorCode::RouteNotFound, "dev login is disabled");
     }
-    let user = match users::first(app.db.conn()).await {
+    let user = match first_user(app.db.conn()).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             return error_response(

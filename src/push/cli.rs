@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     app::App,
-    auth::entities::device,
+    auth::device_entity as device,
     push::{
         error::PushError,
         payload::{Category, Priority},
@@ -56,7 +56,7 @@ pub async fn send(app: &Arc<App>, args: SendArgs) -> Result<String, PushError> {
             _ => return Err(invalid("--data must be a JSON object")),
         },
     };
-    let user = crate::social::store::users::by_handle(app.db.conn(), &args.user)
+    let user = crate::social::user_by_handle(app.db.conn(), &args.user)
         .await?
         .ok_or_else(|| PushError::UnknownUser(args.user.clone()))?;
     let outgoing = Outgoing {
@@ -137,7 +137,7 @@ pub async fn seed_devices(
     random: usize,
 ) -> Result<String, PushError> {
     use crate::push::tokens::{self, Provider, Registration};
-    let user = crate::social::store::users::by_handle(app.db.conn(), handle)
+    let user = crate::social::user_by_handle(app.db.conn(), handle)
         .await?
         .ok_or_else(|| PushError::UnknownUser(handle.to_owned()))?;
     let mut wanted: Vec<(Provider, String)> = apns.iter().map(|t| (Provider::Apns, t.clone())).collect();
@@ -152,11 +152,15 @@ pub async fn seed_devices(
         let token = tokens::validate(provider, &token)?;
         let info = crate::auth::DeviceInfo {
             client_device_id: uuid::Uuid::new_v4().to_string(),
-            platform: if provider == Provider::Apns { "ios" } else { "android" }.to_owned(),
+            platform: if provider == Provider::Apns {
+                crate::kernel::request::Platform::Ios
+            } else {
+                crate::kernel::request::Platform::Android
+            },
             model: "Seeded test device".to_owned(),
             ..Default::default()
         };
-        let row = crate::auth::devices::upsert(&*tx, user.id, &info).await?;
+        let row = crate::auth::upsert_device(&*tx, user.id, &info).await?;
         let environment = if provider == Provider::Apns { environment } else { Default::default() };
         tokens::register(&*tx, user.id, row.id, &Registration { provider, token: token.clone(), environment }).await?;
         let _ = writeln!(report, "device {} {} {token}", row.id, provider.as_str());

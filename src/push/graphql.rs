@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::app::app;
 use crate::{
-    auth::{devices, graphql::Device},
+    auth::{Device, list_devices},
     kernel::{
         graphql::{
             context::viewer,
@@ -64,7 +64,7 @@ async fn on_current_device<I: Serialize>(
             tx.finish(&device).await.api()?;
         }
     }
-    let rows = devices::list(app.db.conn(), user).await.api()?;
+    let rows = list_devices(app.db.conn(), user).await.api()?;
     rows.into_iter()
         .find(|d| d.id == device)
         .map(|row| Device::from_row(row, Some(device)))

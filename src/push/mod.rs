@@ -30,6 +30,7 @@ pub mod worker;
 pub use self::error::PushError;
 pub use self::payload::{Category as PushCategory, Priority as PushPriority};
 pub use self::send::{Outgoing as OutgoingPush, enqueue as enqueue_push};
+pub use self::types::PushRegistration;
 use self::{provider::Providers, settings::PushSettings};
 
 /// The push concern's long-lived state (`app.push`).

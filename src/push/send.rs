@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     app::App,
-    auth::entities::device,
+    auth::device_entity as device,
     kernel::{db, jobs::NewJob},
     push::{
         entities::notification,

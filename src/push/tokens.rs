@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    auth::entities::device,
+    auth::device_entity as device,
     kernel::{db, error::DomainError},
     push::error::PushError,
 };

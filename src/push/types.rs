@@ -4,7 +4,7 @@ use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    auth::entities::device,
+    auth::device_entity as device,
     push::tokens::{Environment, Provider},
 };
 

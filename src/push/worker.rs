@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     app::App,
-    auth::entities::device,
+    auth::device_entity as device,
     kernel::jobs::{Job, JobError, JobHandler},
     push::{
         entities::notification,

@@ -8,7 +8,7 @@ use crate::realtime::{
     log::{self, EventKind},
     settings::RealtimeSettings,
 };
-use crate::{kernel::error::DomainError, realtime::entities::user_event, social::entities::post};
+use crate::{kernel::error::DomainError, realtime::entities::user_event, social::post_entity as post};
 
 /// What happened to the post.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

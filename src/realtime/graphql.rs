@@ -16,71 +16,34 @@ use crate::app::app;
 use crate::realtime::{
     activity::{Activity, MediaRecord, PostActivityRecord},
     entities::user_event,
-    log::{self, ConversationRecord, EventKind as StoredKind, MessageRecord, PresenceRecord, ReadRecord},
+    log::{self, ConversationRecord, EventKind, MessageRecord, PresenceRecord, ReadRecord},
     presence::Status,
     stream::{self, Item},
 };
-use crate::social::loaders::loaders;
+use crate::social::loaders;
 use crate::{
     kernel::graphql::{
         context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, loader_error, resync_required},
         ids::{self, NodeType},
     },
-    messaging::{graphql::member_conversation, types::Message},
-    social::types::{
-        comment::Comment,
-        post::{Post, ReactionKind},
-        user::User,
-    },
+    messaging::{Message, member_conversation},
+    social::{Comment, Post, ReactionKind, User},
 };
-
-/// What an event is about.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A message in one of the viewer's conversations (`message`).
-    MessageAdded,
-    /// A member moved their read marker (`read`).
-    MessageRead,
-    /// The viewer was added to a conversation (`conversationId`).
-    ConversationAdded,
-    /// A contact's presence changed (`presence`).
-    PresenceChanged,
-    /// Someone commented on or reacted to one of the viewer's posts (`postActivity`).
-    PostActivity,
-    /// One of the viewer's uploads finished processing (`media`).
-    MediaReady,
-    /// One of the viewer's uploads could not be processed (`media`).
-    MediaFailed,
-}
-
-impl From<StoredKind> for EventKind {
-    fn from(kind: StoredKind) -> Self {
-        match kind {
-            StoredKind::MessageAdded => Self::MessageAdded,
-            StoredKind::MessageRead => Self::MessageRead,
-            StoredKind::ConversationAdded => Self::ConversationAdded,
-            StoredKind::PresenceChanged => Self::PresenceChanged,
-            StoredKind::PostActivity => Self::PostActivity,
-            StoredKind::MediaReady => Self::MediaReady,
-            StoredKind::MediaFailed => Self::MediaFailed,
-        }
-    }
-}
 
 /// One event of the viewer's log.
 pub struct Event {
     row: user_event::Model,
-    kind: StoredKind,
+    kind: EventKind,
 }
 
 impl Event {
     /// The API form of a logged event (`None` for kinds this version does not know).
     pub fn from_row(row: user_event::Model) -> Option<Self> {
-        StoredKind::parse(&row.kind).map(|kind| Self { row, kind })
+        EventKind::parse(&row.kind).map(|kind| Self { row, kind })
     }
 
-    fn payload<T: serde::de::DeserializeOwned>(&self, kind: StoredKind) -> Option<T> {
+    fn payload<T: serde::de::DeserializeOwned>(&self, kind: EventKind) -> Option<T> {
         (self.kind == kind).then(|| serde_json::from_value(self.row.payload.clone()).ok()).flatten()
     }
 }
@@ -95,7 +58,7 @@ impl Event {
 
     /// What happened.
     async fn kind(&self) -> EventKind {
-        self.kind.into()
+        self.kind
     }
 
     /// When it was logged.
@@ -106,41 +69,40 @@ impl Event {
     /// The conversation concerned (message, read and conversation events).
     async fn conversation_id(&self) -> Option<ID> {
         let id = match self.kind {
-            StoredKind::MessageAdded => self.payload::<MessageRecord>(self.kind).map(|m| m.conversation_id),
-            StoredKind::MessageRead => self.payload::<ReadRecord>(self.kind).map(|r| r.conversation_id),
-            StoredKind::ConversationAdded => self.payload::<ConversationRecord>(self.kind).map(|c| c.conversation_id),
-            StoredKind::PresenceChanged
-            | StoredKind::PostActivity
-            | StoredKind::MediaReady
-            | StoredKind::MediaFailed => None,
+            EventKind::MessageAdded => self.payload::<MessageRecord>(self.kind).map(|m| m.conversation_id),
+            EventKind::MessageRead => self.payload::<ReadRecord>(self.kind).map(|r| r.conversation_id),
+            EventKind::ConversationAdded => self.payload::<ConversationRecord>(self.kind).map(|c| c.conversation_id),
+            EventKind::PresenceChanged | EventKind::PostActivity | EventKind::MediaReady | EventKind::MediaFailed => {
+                None
+            }
         };
         id.map(|id| ids::encode(NodeType::Conversation, id))
     }
 
     /// The new message (`MESSAGE_ADDED`).
     async fn message(&self) -> Option<Message> {
-        self.payload::<MessageRecord>(StoredKind::MessageAdded).map(Message)
+        self.payload::<MessageRecord>(EventKind::MessageAdded).map(Message)
     }
 
     /// The moved read marker (`MESSAGE_READ`).
     async fn read(&self) -> Option<ReadReceipt> {
-        self.payload::<ReadRecord>(StoredKind::MessageRead).map(ReadReceipt)
+        self.payload::<ReadRecord>(EventKind::MessageRead).map(ReadReceipt)
     }
 
     /// The new presence (`PRESENCE_CHANGED`).
     async fn presence(&self) -> Option<Presence> {
-        self.payload::<PresenceRecord>(StoredKind::PresenceChanged).map(Presence)
+        self.payload::<PresenceRecord>(EventKind::PresenceChanged).map(Presence)
     }
 
     /// The comment or reaction on the viewer's post (`POST_ACTIVITY`).
     async fn post_activity(&self) -> Option<PostActivity> {
-        self.payload::<PostActivityRecord>(StoredKind::PostActivity).map(PostActivity)
+        self.payload::<PostActivityRecord>(EventKind::PostActivity).map(PostActivity)
     }
 
     /// The processed upload (`MEDIA_READY`, `MEDIA_FAILED`).
     async fn media(&self) -> Option<MediaEvent> {
-        self.payload::<MediaRecord>(StoredKind::MediaReady)
-            .or_else(|| self.payload::<MediaRecord>(StoredKind::MediaFailed))
+        self.payload::<MediaRecord>(EventKind::MediaReady)
+            .or_else(|| self.payload::<MediaRecord>(EventKind::MediaFailed))
             .map(MediaEvent)
     }
 }
@@ -469,7 +431,7 @@ impl RealtimeSubscription {
         let events = user_events(ctx, after_seq)?;
         Ok(events.filter(|item| {
             let keep = match item {
-                Ok(event) => event.kind == StoredKind::PresenceChanged,
+                Ok(event) => event.kind == EventKind::PresenceChanged,
                 Err(_) => true,
             };
             async move { keep }

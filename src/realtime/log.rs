@@ -6,7 +6,7 @@ use std::time::Duration;
 use sea_orm::{ActiveValue::Set, ConnectionTrait};
 use serde::{Deserialize, Serialize};
 
-use crate::messaging::entities::message;
+use crate::messaging::message_entity as message;
 use crate::realtime::settings::RealtimeSettings;
 use crate::realtime::store as events;
 use crate::{
@@ -17,22 +17,23 @@ use crate::{
     realtime::{bus::EventBus, entities::user_event},
 };
 
-/// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What an event is about.
+// One enum for the stored form (`as_str`/`parse`) and the API's `EventKind`.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// A message was added to one of the user's conversations.
+    /// A message in one of the viewer's conversations (`message`).
     MessageAdded,
-    /// A member of one of the user's conversations moved their read marker.
+    /// A member moved their read marker (`read`).
     MessageRead,
-    /// The user was added to a conversation.
+    /// The viewer was added to a conversation (`conversationId`).
     ConversationAdded,
-    /// A contact's presence changed.
+    /// A contact's presence changed (`presence`).
     PresenceChanged,
-    /// Someone commented on or reacted to one of the user's posts.
+    /// Someone commented on or reacted to one of the viewer's posts (`postActivity`).
     PostActivity,
-    /// One of the user's uploads finished processing.
+    /// One of the viewer's uploads finished processing (`media`).
     MediaReady,
-    /// One of the user's uploads could not be processed.
+    /// One of the viewer's uploads could not be processed (`media`).
     MediaFailed,
 }
 

@@ -17,7 +17,13 @@ pub mod graphql;
 pub mod log;
 pub mod presence;
 pub mod settings;
+pub mod shared;
 pub mod store;
 pub mod stream;
 
-pub use self::activity::{MediaRecord, media_processed};
+// The API other concerns use (they reach realtime only through these names).
+pub use self::activity::{Activity, MediaRecord, media_processed, post_activity};
+pub use self::entities::user_event;
+pub use self::log::{ConversationRecord, EventKind, MessageRecord, ReadRecord, append as append_event};
+pub use self::settings::RealtimeSettings;
+pub use self::store::notify_revoked;

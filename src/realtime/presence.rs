@@ -18,7 +18,7 @@ use std::{
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
 
 use crate::kernel::db::sql::head_and_ids;
-use crate::messaging::store as messaging;
+use crate::messaging;
 use crate::realtime::{
     log::{self, EventKind, PresenceRecord},
     settings::RealtimeSettings,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures_util::Stream;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
-use crate::messaging::store as messaging;
+use crate::messaging;
 use crate::realtime::log::{self, EventKind, MessageRecord, Start};
 use crate::realtime::store as events;
 use crate::{
@@ -23,8 +23,7 @@ use crate::{
 };
 
 // Database reads are awaited through `Box::pin`: a stream's state is as large as the largest
-// future it awaits inline, and an idle subscription should not carry room for a query (massif:
-// ~2.9 KB per `events` subscription before).
+// future it awaits inline, and an idle subscription must not carry room for a query.
 
 /// Rows read per replay statement.
 const PAGE: usize = 200;

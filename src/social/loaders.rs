@@ -35,7 +35,7 @@ use crate::{
 };
 use crate::{
     kernel::graphql::batch_driver::BatchSpawner,
-    upstreams::loaders::{LinkPreviewLoader, SuggestionsLoader, UpstreamContext},
+    upstreams::{LinkPreviewLoader, SuggestionsLoader, UpstreamContext},
 };
 
 /// Error type of every loader (cheap to clone into each waiting resolver).

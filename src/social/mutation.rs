@@ -2,12 +2,14 @@
 //! `idempotencyKey`; a retry with the same key returns the first result with no second effect.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use futures_util::future::BoxFuture;
-use serde::{Serialize, de::DeserializeOwned};
 
 use crate::app::app;
 use crate::media::MediaInput;
 use crate::social::loaders::loaders;
+use crate::social::{
+    commands::{self, FollowChange},
+    posts::{NewPost, PostRef},
+};
 use crate::{
     kernel::graphql::{
         context::viewer,
@@ -20,65 +22,11 @@ use crate::{
         user::User,
     },
 };
-use crate::{
-    kernel::{
-        db::WriteTx,
-        error::DomainError,
-        idempotency::{self, Attempt},
-        validate,
-    },
-    realtime::activity::{self, Activity},
-    social::{
-        interactions::{self, CommentRef, FollowRef},
-        posts::{self, NewPost, PostRef},
-    },
-};
 
-/// Runs `effect` once per idempotency key: the first call performs it in a write
-/// transaction and stores its result; retries return the stored result.
-async fn idempotent<T, I>(
-    ctx: &Context<'_>,
-    operation: &str,
-    key: Option<String>,
-    input: &I,
-    effect: impl for<'t> FnOnce(&'t WriteTx) -> BoxFuture<'t, Result<T, DomainError>>,
-) -> async_graphql::Result<T>
-where
-    T: Serialize + DeserializeOwned,
-    I: Serialize,
-{
-    let app = app(ctx)?;
-    let user = viewer(ctx).require().api()?;
-    let key = key.as_deref().map(validate::idempotency_key).transpose().api()?;
-    let result = match idempotency::begin(&app.db, &app.settings.idempotency, user, key.as_deref(), operation, input)
-        .await
-        .api()?
-    {
-        Attempt::Replay(result) => result,
-        Attempt::First(tx) => {
-            let result = effect(tx.tx()).await.api()?;
-            tx.finish(&result).await.api()?;
-            result
-        }
-    };
-    // Values cached earlier in this operation may be stale now.
+/// After a write: values cached earlier in this operation may be stale.
+fn written(ctx: &Context<'_>) -> async_graphql::Result<()> {
     loaders(ctx)?.clear();
-    Ok(result)
-}
-
-/// Events appended inside an idempotent effect, published once it has committed (a replayed
-/// attempt appends and publishes nothing).
-#[derive(Clone, Default)]
-struct PendingEvents(std::sync::Arc<std::sync::Mutex<Vec<crate::realtime::entities::user_event::Model>>>);
-
-impl PendingEvents {
-    fn set(&self, events: Vec<crate::realtime::entities::user_event::Model>) {
-        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = events;
-    }
-
-    fn take(&self) -> Vec<crate::realtime::entities::user_event::Model> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
+    Ok(())
 }
 
 async fn load_post(ctx: &Context<'_>, post: PostRef) -> async_graphql::Result<Option<Post>> {
@@ -206,15 +154,10 @@ impl SocialMutation {
         let new = NewPost {
             body: input.body,
             links: input.links,
-            media: crate::media::post_attachments(input.media, posts::MAX_MEDIA).api()?,
-        }
-        .validated()
-        .api()?;
-        let fingerprint = new.clone();
-        let created: PostRef = idempotent(ctx, "createPost", input.idempotency_key, &fingerprint, move |tx| {
-            Box::pin(async move { posts::create(&**tx, author, new).await })
-        })
-        .await?;
+            media: crate::media::post_attachments(input.media, crate::social::posts::MAX_MEDIA).api()?,
+        };
+        let created = commands::create_post(app(ctx)?, author, input.idempotency_key.as_deref(), new).await.api()?;
+        written(ctx)?;
         Ok(CreatePostPayload { post: load_post(ctx, created).await? })
     }
 
@@ -222,10 +165,8 @@ impl SocialMutation {
     async fn delete_post(&self, ctx: &Context<'_>, input: DeletePostInput) -> async_graphql::Result<DeletePostPayload> {
         let user = viewer(ctx).require().api()?;
         let post_id = ids::decode_as(&input.id, NodeType::Post)?;
-        let deleted: PostRef = idempotent(ctx, "deletePost", input.idempotency_key, &post_id, move |tx| {
-            Box::pin(async move { posts::delete(&**tx, user, post_id).await })
-        })
-        .await?;
+        let deleted = commands::delete_post(app(ctx)?, user, input.idempotency_key.as_deref(), post_id).await.api()?;
+        written(ctx)?;
         Ok(DeletePostPayload { deleted_post_id: ids::encode(NodeType::Post, deleted.post_id) })
     }
 
@@ -233,21 +174,11 @@ impl SocialMutation {
     async fn add_comment(&self, ctx: &Context<'_>, input: AddCommentInput) -> async_graphql::Result<AddCommentPayload> {
         let user = viewer(ctx).require().api()?;
         let post_id = ids::decode_as(&input.post_id, NodeType::Post)?;
-        let body = input.body;
-        let fingerprint = (post_id, body.clone());
         let app = app(ctx)?;
-        let (settings, events) = (app.settings.realtime.clone(), PendingEvents::default());
-        let pending = events.clone();
-        let added: CommentRef = idempotent(ctx, "addComment", input.idempotency_key, &fingerprint, move |tx| {
-            Box::pin(async move {
-                let added = interactions::add_comment(&**tx, user, post_id, &body).await?;
-                let activity = Activity::Comment { comment_id: added.comment_id };
-                pending.set(activity::post_activity(&**tx, &settings, post_id, user, activity).await?);
-                Ok(added)
-            })
-        })
-        .await?;
-        app.bus.publish(events.take());
+        let key = input.idempotency_key.as_deref();
+        let (added, events) = commands::add_comment(app, user, key, post_id, input.body).await.api()?;
+        app.bus.publish(events);
+        written(ctx)?;
         let comment = loaders(ctx)?.comments.load_one(added.comment_id).await.map_err(loader_error)?;
         Ok(AddCommentPayload {
             comment: comment.map(|(c, _)| Comment::from(c)),
@@ -259,20 +190,11 @@ impl SocialMutation {
     async fn react(&self, ctx: &Context<'_>, input: ReactInput) -> async_graphql::Result<ReactionPayload> {
         let user = viewer(ctx).require().api()?;
         let post_id = ids::decode_as(&input.post_id, NodeType::Post)?;
-        let kind = input.kind.as_storage();
         let app = app(ctx)?;
-        let (settings, events) = (app.settings.realtime.clone(), PendingEvents::default());
-        let pending = events.clone();
-        let reacted: PostRef = idempotent(ctx, "react", input.idempotency_key, &(post_id, kind), move |tx| {
-            Box::pin(async move {
-                let reacted = interactions::react(&**tx, user, post_id, kind).await?;
-                let activity = Activity::Reaction { kind: kind.to_owned() };
-                pending.set(activity::post_activity(&**tx, &settings, post_id, user, activity).await?);
-                Ok(reacted)
-            })
-        })
-        .await?;
-        app.bus.publish(events.take());
+        let key = input.idempotency_key.as_deref();
+        let (reacted, events) = commands::react(app, user, key, post_id, input.kind.as_storage()).await.api()?;
+        app.bus.publish(events);
+        written(ctx)?;
         Ok(ReactionPayload { post: load_post(ctx, reacted).await? })
     }
 
@@ -280,32 +202,31 @@ impl SocialMutation {
     async fn unreact(&self, ctx: &Context<'_>, input: UnreactInput) -> async_graphql::Result<ReactionPayload> {
         let user = viewer(ctx).require().api()?;
         let post_id = ids::decode_as(&input.post_id, NodeType::Post)?;
-        let done: PostRef = idempotent(ctx, "unreact", input.idempotency_key, &post_id, move |tx| {
-            Box::pin(async move { interactions::unreact(&**tx, user, post_id).await })
-        })
-        .await?;
+        let done = commands::unreact(app(ctx)?, user, input.idempotency_key.as_deref(), post_id).await.api()?;
+        written(ctx)?;
         Ok(ReactionPayload { post: load_post(ctx, done).await? })
     }
 
     /// The viewer follows a user.
     async fn follow(&self, ctx: &Context<'_>, input: FollowInput) -> async_graphql::Result<FollowPayload> {
-        let user = viewer(ctx).require().api()?;
-        let target = ids::decode_as(&input.user_id, NodeType::User)?;
-        let done: FollowRef = idempotent(ctx, "follow", input.idempotency_key, &target, move |tx| {
-            Box::pin(async move { interactions::follow(&**tx, user, target).await })
-        })
-        .await?;
-        Ok(FollowPayload { user: load_user(ctx, done.user_id).await?, viewer: load_user(ctx, user).await? })
+        follow_change(ctx, input, FollowChange::Follow).await
     }
 
     /// The viewer stops following a user.
     async fn unfollow(&self, ctx: &Context<'_>, input: FollowInput) -> async_graphql::Result<FollowPayload> {
-        let user = viewer(ctx).require().api()?;
-        let target = ids::decode_as(&input.user_id, NodeType::User)?;
-        let done: FollowRef = idempotent(ctx, "unfollow", input.idempotency_key, &target, move |tx| {
-            Box::pin(async move { interactions::unfollow(&**tx, user, target).await })
-        })
-        .await?;
-        Ok(FollowPayload { user: load_user(ctx, done.user_id).await?, viewer: load_user(ctx, user).await? })
+        follow_change(ctx, input, FollowChange::Unfollow).await
     }
+}
+
+async fn follow_change(
+    ctx: &Context<'_>,
+    input: FollowInput,
+    change: FollowChange,
+) -> async_graphql::Result<FollowPayload> {
+    let user = viewer(ctx).require().api()?;
+    let target = ids::decode_as(&input.user_id, NodeType::User)?;
+    let key = input.idempotency_key.as_deref();
+    let done = commands::set_follow(app(ctx)?, user, key, target, change).await.api()?;
+    written(ctx)?;
+    Ok(FollowPayload { user: load_user(ctx, done.user_id).await?, viewer: load_user(ctx, user).await? })
 }

@@ -30,10 +30,8 @@ async fn load_node(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<N
             loaders.comments.load_one(row).await.map_err(loader_error)?.map(|(c, _)| Node::Comment(Comment::from(c)))
         }
         (NodeType::Device | NodeType::Notification, _) => None,
-        (NodeType::Conversation, row) => {
-            crate::messaging::graphql::node_conversation(ctx, row).await?.map(Node::Conversation)
-        }
-        (NodeType::Message, row) => crate::messaging::graphql::node_message(ctx, row).await?.map(Node::Message),
+        (NodeType::Conversation, row) => crate::messaging::node_conversation(ctx, row).await?.map(Node::Conversation),
+        (NodeType::Message, row) => crate::messaging::node_message(ctx, row).await?.map(Node::Message),
     })
 }
 

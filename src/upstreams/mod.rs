@@ -18,6 +18,13 @@ pub mod loaders;
 pub mod recommendations;
 pub mod suggestions;
 
+// The API other concerns use (they reach upstreams only through these names).
+pub use self::link_preview::LinkPreview;
+pub use self::loaders::{LinkPreviewLoader, SuggestionsLoader, UpstreamContext, upstream_error};
+pub use self::suggestions::{
+    UserSuggestion, parse_first, suggestion_complexity, suggestions_for, users as suggested_users,
+};
+
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};

@@ -6,14 +6,14 @@
 
 use async_graphql::{Context, Object, SimpleObject};
 
-use crate::social::loaders::loaders;
+use crate::social::loaders;
 use crate::upstreams::recommendations::{SUGGESTIONS_PER_SUBJECT, Scored, Suggestions};
 use crate::{
     kernel::graphql::{
         context::viewer,
         error::{DomainResultExt, ErrorCode, api_error, loader_error},
     },
-    social::types::{post::Post, user::User},
+    social::{Post, User},
     upstreams::loaders::upstream_error,
 };
 

@@ -6,6 +6,7 @@
 // A failed `unwrap`/`expect` is a failed test here; the crate is not `cfg(test)` code to clippy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod architecture;
 mod common;
 
 mod auth;
@@ -15,6 +16,7 @@ mod cli;
 mod connections;
 mod draining;
 mod feed;
+mod flags;
 mod graphql_errors;
 mod http;
 mod jobs;
@@ -24,6 +26,7 @@ mod mutations;
 mod push;
 mod rate_limits;
 mod realtime;
+mod replica;
 mod transport;
 mod upstreams;
 mod versions;

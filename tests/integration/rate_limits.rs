@@ -123,9 +123,13 @@ async fn replica(redis_url: &str) -> Replica {
         .env("BFF_DATABASE_URL", format!("sqlite://{}/r.db?mode=rwc", dir.path().display()))
         .env("BFF_REDIS_URL", redis_url)
         .env("BFF_TRUST_FORWARDED_FOR", "true")
-        .env("BFF_RATE_LIMITS__LOGIN_IP__PER_MINUTE", "6")
+        // Refills of one token a minute: a slow machine (each login hashes a password) cannot
+        // refill a bucket while the test runs. The account budget stays out of the way.
+        .env("BFF_RATE_LIMITS__LOGIN_IP__PER_MINUTE", "1")
         .env("BFF_RATE_LIMITS__LOGIN_IP__BURST", "4")
-        .env("BFF_RATE_LIMITS__QUERY_IP__PER_MINUTE", "6")
+        .env("BFF_RATE_LIMITS__LOGIN_ACCOUNT__PER_MINUTE", "1000")
+        .env("BFF_RATE_LIMITS__LOGIN_ACCOUNT__BURST", "1000")
+        .env("BFF_RATE_LIMITS__QUERY_IP__PER_MINUTE", "1")
         .env("BFF_RATE_LIMITS__QUERY_IP__BURST", "3")
         .env("BFF_LOG", "warn")
         .spawn()
@@ -150,7 +154,9 @@ async fn two_replica_processes_share_one_budget_through_redis() {
     let (a, b) = (replica(&url).await, replica(&url).await);
     let client = reqwest::Client::new();
     let query = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
-    let input = json!({ "email": "shared@example.com", "password": "not the password", "device": {
+    // A fresh account each run: Redis outlives the test.
+    let email = format!("shared-{}@example.com", uuid::Uuid::new_v4().simple());
+    let input = json!({ "email": email, "password": "not the password", "device": {
         "clientDeviceId": "0f8e3a52-9a55-4c1e-9d8e-2f1a3c4b5d6e", "platform": "ANDROID" } });
     let mut statuses = Vec::new();
     for i in 0..6 {

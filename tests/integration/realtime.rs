@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::{TestDatabase, TestServer, code};
+use crate::replica::{Replica, cli_ok};
 
 const SEND: &str = "mutation($c: ID!, $k: String!, $b: String!) {
   sendMessage(input: { conversationId: $c, clientMessageId: $k, body: $b }) { message { seq } } }";
@@ -255,59 +256,9 @@ async fn sse_replays_then_goes_live_and_resumes_with_last_event_id() {
     assert!(!rest.iter().any(|e| e == "complete"), "{rest:?} from {base}");
 }
 
-/// A `mobile-bff serve` child process on a shared database and data dir (same signing key).
-struct Replica {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Replica {
-    async fn start(database_url: &str, dir: &std::path::Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
-            .arg("serve")
-            .env_remove("BFF_TEST_DATABASE_URL")
-            .env("BFF_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BFF_DATA_DIR", dir)
-            .env("BFF_DATABASE_URL", database_url)
-            .env("BFF_RATE_LIMITS__ENABLED", "false")
-            .env("BFF_LOG", "warn")
-            .spawn()
-            .expect("spawn mobile-bff");
-        let replica = Self { child, base: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client.get(format!("{}/readyz", replica.base)).send().await.is_ok_and(|r| r.status() == 200) {
-                return replica;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("replica did not become ready");
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
+/// The last line `mobile-bff <args>` printed (a token, a count).
 fn cli(database_url: &str, dir: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
-        .args(args)
-        .env_remove("BFF_TEST_DATABASE_URL")
-        .env("BFF_DATA_DIR", dir)
-        .env("BFF_DATABASE_URL", database_url)
-        .env("BFF_LOG", "warn")
-        .output()
-        .expect("run mobile-bff");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_owned()
+    cli_ok(database_url, dir, args).lines().last().unwrap_or_default().trim().to_owned()
 }
 
 /// Needs PostgreSQL (`.ci/run` runs it with `BFF_TEST_DATABASE_URL`): LISTEN/NOTIFY between

@@ -18,6 +18,7 @@ use tokio_tungstenite::{
 };
 
 use crate::common::{TestDatabase, TestServer, code};
+use crate::replica::{Replica, cli, cli_ok};
 
 const BOOTSTRAP: &str = "query Bootstrap { bootstrap { update { status platform currentVersion minimumVersion \
     recommendedVersion storeUrl } maintenance { active message until } api { graphql websocket sse media } \
@@ -362,70 +363,6 @@ async fn device_matrix_over_websocket_and_sse() {
     server.stop().await;
 }
 
-/// `mobile-bff` with `args` on `database_url`.
-fn cli(database_url: &str, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
-        .args(args)
-        .env_remove("BFF_TEST_DATABASE_URL")
-        .env("BFF_DATA_DIR", dir)
-        .env("BFF_DATABASE_URL", database_url)
-        .env("BFF_LOG", "warn")
-        .output()
-        .expect("run mobile-bff")
-}
-
-fn cli_ok(database_url: &str, dir: &std::path::Path, args: &[&str]) -> String {
-    let output = cli(database_url, dir, args);
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A `mobile-bff serve` process.
-struct Replica {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Replica {
-    async fn start(database_url: &str, dir: &std::path::Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
-            .arg("serve")
-            .env_remove("BFF_TEST_DATABASE_URL")
-            .env("BFF_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BFF_DATA_DIR", dir)
-            .env("BFF_DATABASE_URL", database_url)
-            .env("BFF_RATE_LIMITS__ENABLED", "false")
-            .env("BFF_VERSIONS__REFRESH_SECONDS", "1")
-            .env("BFF_VERSIONS__IOS__MINIMUM", "1.0")
-            .env("BFF_LOG", "warn")
-            .stderr(std::fs::File::create(dir.join(format!("replica-{port}.log"))).expect("log file"))
-            .spawn()
-            .expect("spawn mobile-bff");
-        let mut replica = Self { child, base: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if client.get(format!("{}/readyz", replica.base)).send().await.is_ok_and(|r| r.status() == 200) {
-                return replica;
-            }
-            if let Ok(Some(status)) = replica.child.try_wait() {
-                let stderr = std::fs::read_to_string(dir.join(format!("replica-{port}.log"))).unwrap_or_default();
-                panic!("replica exited with {status}: {stderr}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("replica did not become ready");
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Polls `base` as an iOS 1.5 app until `{ __typename }` answers `status` (10 s at most).
 async fn eventually(client: &reqwest::Client, base: &str, status: u16) -> (reqwest::header::HeaderMap, Value) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -453,7 +390,11 @@ async fn versions_set_and_maintenance_from_the_command_line_reach_two_running_re
     let dir = tempfile::tempdir().expect("tempdir");
     let database = TestDatabase::create(dir.path()).await;
     cli_ok(&database.url, dir.path(), &["migrate"]);
-    let replicas = [Replica::start(&database.url, dir.path()).await, Replica::start(&database.url, dir.path()).await];
+    let ios_minimum = [("BFF_VERSIONS__IOS__MINIMUM", "1.0")];
+    let replicas = [
+        Replica::start_with(&database.url, dir.path(), &ios_minimum).await,
+        Replica::start_with(&database.url, dir.path(), &ios_minimum).await,
+    ];
     let client = reqwest::Client::new();
     for replica in &replicas {
         let (headers, _) = eventually(&client, &replica.base, 200).await;
@@ -542,8 +483,8 @@ async fn the_bootstrap_as_a_persisted_get_revalidates_with_304_until_the_policy_
     let bootstrap = &body["data"]["bootstrap"];
     assert_eq!(bootstrap["update"]["status"], "SOFT");
     assert_eq!(bootstrap["update"]["recommendedVersion"], "2.3.0");
-    assert_eq!(bootstrap["api"]["graphql"], "https://api.example.com/graphql");
-    assert_eq!(bootstrap["api"]["websocket"], "wss://api.example.com/graphql/ws");
+    assert_eq!(bootstrap["api"]["graphql"], "https://api.example.com/v1/graphql");
+    assert_eq!(bootstrap["api"]["websocket"], "wss://api.example.com/v1/graphql/ws");
     assert_eq!(bootstrap["api"]["media"], "https://cdn.example.com/media/");
     assert_eq!(bootstrap["limits"]["maxPageSize"], 100);
     assert_eq!(bootstrap["realtime"]["pingIntervalSeconds"], 1);

@@ -299,3 +299,54 @@ async fn subscriptions_of_one_user_share_a_feed_without_gaps_or_duplicates() {
     assert_eq!(next(&mut one).await["type"], "complete");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_versioned_paths_serve_the_same_api() {
+    let server = TestServer::start(5).await;
+    let alice = server.token("alice").await;
+    let body = json!({ "query": crate::common::screen("HomeFeed"), "variables": { "first": 3 } });
+    let mut answers = Vec::new();
+    for path in ["/graphql", "/v1/graphql"] {
+        let response = server
+            .client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200, "{path}");
+        answers.push(response.json::<Value>().await.expect("json"));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1]["data"]["feed"]["edges"].as_array().map(Vec::len), Some(3));
+    let schema = |path: &'static str| {
+        let url = format!("{}{path}", server.base);
+        let client = server.client.clone();
+        async move { client.get(url).send().await.expect("get").text().await.expect("text") }
+    };
+    assert_eq!(schema("/schema.graphql").await, schema("/v1/schema.graphql").await);
+
+    // WebSocket and SSE under /v1 too.
+    let url = format!("{}/v1/graphql/ws", server.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut ws, _) = connect_async(request).await.expect("upgrade");
+    send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {alice}") } }))
+        .await;
+    assert_eq!(next(&mut ws).await["type"], "connection_ack");
+    let response = server
+        .client
+        .post(format!("{}/v1/graphql/sse", server.base))
+        .bearer_auth(&alice)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/event-stream"));
+    let text = response.text().await.expect("body");
+    assert!(text.contains("\"__typename\":\"Query\""), "{text}");
+    server.stop().await;
+}

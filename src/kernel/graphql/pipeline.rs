@@ -25,6 +25,7 @@ use super::{
     error_codes::assign_codes,
     ordering::selected_operation,
 };
+use crate::kernel::request::ClientAddr;
 use crate::kernel::{
     Kernel,
     hooks::{Hooks, Resolve, Scope},
@@ -154,7 +155,13 @@ impl Pipeline {
             trace: caller.trace,
             resume: caller.resume,
         };
-        let mut request = self.hooks.prepare.prepare(request, &scope).data(caller.viewer).data(caller.client.clone());
+        let mut request = self
+            .hooks
+            .prepare
+            .prepare(request, &scope)
+            .data(caller.viewer)
+            .data(caller.client.clone())
+            .data(ClientAddr(caller.ip));
         if !self.kernel.documents.introspection_allowed() {
             request = request.disable_introspection();
         }

@@ -57,13 +57,19 @@ impl HttpState {
     }
 }
 
-/// The kernel's routes merged with `concerns`' routes (each with its state applied).
+/// The kernel's routes merged with `concerns`' routes (each with its state applied). The API
+/// is served at its versioned path `/v1/graphql` (and `/v1/graphql/ws`, `/v1/graphql/sse`,
+/// `/v1/schema.graphql`) and at the unversioned aliases, the same handlers.
 fn routes(state: HttpState, concerns: Router) -> Router {
-    Router::new()
-        .route("/graphql", get(graphql::get_handler).post(graphql::post_handler))
-        .route("/graphql/ws", get(live::ws::handler))
-        .route("/graphql/sse", get(live::sse::get_handler).post(live::sse::post_handler))
-        .route("/schema.graphql", get(health::schema_sdl))
+    let mut router = Router::new();
+    for prefix in ["", "/v1"] {
+        router = router
+            .route(&format!("{prefix}/graphql"), get(graphql::get_handler).post(graphql::post_handler))
+            .route(&format!("{prefix}/graphql/ws"), get(live::ws::handler))
+            .route(&format!("{prefix}/graphql/sse"), get(live::sse::get_handler).post(live::sse::post_handler))
+            .route(&format!("{prefix}/schema.graphql"), get(health::schema_sdl));
+    }
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -126,6 +132,7 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
         "x-app-version",
         "x-app-build",
         "x-platform",
+        "x-os-version",
         "x-device-id",
         "x-timezone",
         "x-request-id",

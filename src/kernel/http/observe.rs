@@ -67,6 +67,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_APP_VERSION: HeaderName = HeaderName::from_static("x-app-version");
 const X_APP_BUILD: HeaderName = HeaderName::from_static("x-app-build");
 const X_PLATFORM: HeaderName = HeaderName::from_static("x-platform");
+const X_OS_VERSION: HeaderName = HeaderName::from_static("x-os-version");
 const X_DEVICE_ID: HeaderName = HeaderName::from_static("x-device-id");
 const X_TIMEZONE: HeaderName = HeaderName::from_static("x-timezone");
 
@@ -92,13 +93,16 @@ pub fn client_info(headers: &HeaderMap) -> ClientInfo {
         app_version,
         app_build_number: header_build.or(version_build),
         app_build,
-        platform: header(headers, &X_PLATFORM).map(Platform::parse).unwrap_or_default(),
+        platform: header(headers, &X_PLATFORM).and_then(Platform::parse),
         device_id: header(headers, &X_DEVICE_ID).and_then(|v| uuid::Uuid::parse_str(v).ok()),
         timezone: header(headers, &X_TIMEZONE).filter(|v| valid_timezone(v)).map(str::to_owned),
         locale: header(headers, &ACCEPT_LANGUAGE)
             .and_then(|v| v.split([',', ';']).next())
             .map(str::trim)
             .filter(|v| valid_locale(v))
+            .map(str::to_owned),
+        os_version: header(headers, &X_OS_VERSION)
+            .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
             .map(str::to_owned),
     }
 }
@@ -119,6 +123,7 @@ fn request_id(headers: &HeaderMap) -> String {
 fn route_label(path: &str) -> &'static str {
     match path {
         "/graphql" => "/graphql",
+        "/v1/graphql" => "/v1/graphql",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
@@ -128,6 +133,7 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/playground") => "/playground",
         "/oauth/authorize" => "/oauth/authorize",
         "/oauth/token" => "/oauth/token",
+        p if p.starts_with("/ofrep/") => "/ofrep",
         _ => "unmatched",
     }
 }
@@ -179,7 +185,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .get_or_create(&RequestLabels {
             operation: operation.clone(),
             status: status.as_u16(),
-            platform: platform.as_str(),
+            platform: Platform::label(platform),
             app_version,
         })
         .inc();

@@ -12,11 +12,12 @@ pub mod store;
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
-use crate::kernel::error::DomainError;
 use crate::kernel::idempotency::store as idempotency;
+use crate::kernel::{error::DomainError, validate};
 use crate::{
     kernel::settings::IdempotencySettings,
     kernel::{
@@ -77,6 +78,38 @@ pub async fn begin<T: DeserializeOwned>(
     }
     drop(tx);
     replay(db, settings, &claim).await.map(Attempt::Replay)
+}
+
+/// What a use case hands back after its transaction committed: its result and what must be
+/// published now (events for the bus, devices to cut off). A replayed attempt has nothing to
+/// publish: the first attempt already did.
+pub type Committed<T, P> = (T, Vec<P>);
+
+/// Runs `effect` at most once per client `key` (validated here) for `user_id`: the first
+/// attempt performs it in a write transaction, stores its result under the key and commits;
+/// a retry gets the stored result back and an empty list of things to publish.
+pub async fn once<T, P, I>(
+    db: &Db,
+    settings: &IdempotencySettings,
+    user_id: i64,
+    key: Option<&str>,
+    operation: &str,
+    input: &I,
+    effect: impl for<'t> FnOnce(&'t WriteTx) -> BoxFuture<'t, Result<Committed<T, P>, DomainError>>,
+) -> Result<Committed<T, P>, DomainError>
+where
+    T: Serialize + DeserializeOwned,
+    I: Serialize,
+{
+    let key = key.map(validate::idempotency_key).transpose()?;
+    match begin(db, settings, user_id, key.as_deref(), operation, input).await? {
+        Attempt::Replay(result) => Ok((result, Vec::new())),
+        Attempt::First(tx) => {
+            let (result, publish) = effect(tx.tx()).await?;
+            tx.finish(&result).await?;
+            Ok((result, publish))
+        }
+    }
 }
 
 /// Waits (bounded) for the stored result of the attempt that holds the key.

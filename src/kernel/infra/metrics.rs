@@ -128,6 +128,21 @@ pub struct Metrics {
     pub jobs: JobMetrics,
     /// Push sends by provider and outcome.
     pub push_sends: Family<PushLabels, Counter>,
+    /// Feature-flag evaluations by flag, variant and value.
+    pub flag_evaluations: Family<FlagLabels, Counter>,
+    /// Flag keys admitted as label values (clients may ask for any key).
+    pub flag_labels: BoundedLabels,
+}
+
+/// Labels of a feature-flag evaluation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlagLabels {
+    /// The flag (`other` past the label budget).
+    pub flag: Label,
+    /// The variant (`disabled` for none).
+    pub variant: Label,
+    /// `true` or `false`.
+    pub enabled: &'static str,
 }
 
 /// Labels of a push send outcome.
@@ -329,7 +344,15 @@ impl Metrics {
         let jobs = JobMetrics::register(&mut registry);
         let push_sends = Family::<PushLabels, Counter>::default();
         registry.register("push_sends", "Push sends by provider and outcome", push_sends.clone());
+        let flag_evaluations = Family::<FlagLabels, Counter>::default();
+        registry.register(
+            "flag_evaluations",
+            "Feature-flag evaluations by flag, variant and value",
+            flag_evaluations.clone(),
+        );
         Self {
+            flag_evaluations,
+            flag_labels: BoundedLabels::new(300),
             live,
             jobs,
             push_sends,
@@ -385,6 +408,16 @@ impl Metrics {
     /// Publishes a breaker state (0 closed, 1 half-open, 2 open).
     pub fn set_breaker_state(&self, upstream: &str, state: i64) {
         self.upstream_breaker_state.get_or_create(&UpstreamLabels { upstream: upstream.to_owned() }).set(state);
+    }
+
+    /// Counts one evaluation of `flag` giving `variant`.
+    pub fn count_flag_evaluation(&self, flag: &str, variant: &str, enabled: bool) {
+        let labels = FlagLabels {
+            flag: self.flag_labels.admit(flag),
+            variant: self.flag_labels.admit(variant),
+            enabled: if enabled { "true" } else { "false" },
+        };
+        self.flag_evaluations.get_or_create(&labels).inc();
     }
 
     /// Counts one push send outcome.

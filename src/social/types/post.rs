@@ -23,7 +23,7 @@ use crate::{
         },
     },
     social::{entities::post, loaders::NewestCommentsKey, store::posts::PostWithAuthor},
-    upstreams::loaders::upstream_error,
+    upstreams::upstream_error,
 };
 
 /// How a user reacted to a post.
@@ -86,8 +86,8 @@ pub struct LinkPreview {
     pub image_url: Option<String>,
 }
 
-impl From<crate::upstreams::link_preview::LinkPreview> for LinkPreview {
-    fn from(p: crate::upstreams::link_preview::LinkPreview) -> Self {
+impl From<crate::upstreams::LinkPreview> for LinkPreview {
+    fn from(p: crate::upstreams::LinkPreview) -> Self {
         Self { url: p.url, title: p.title, description: p.description, site_name: p.site_name, image_url: p.image_url }
     }
 }

@@ -130,13 +130,13 @@ impl User {
     /// Accounts related to this one, from the recommendations service ("similar accounts"
     /// on a profile or an author card). Every user on a screen is asked in one upstream call.
     /// Null with `UPSTREAM_UNAVAILABLE` / `UPSTREAM_TIMEOUT` when the service cannot answer.
-    #[graphql(complexity = "crate::upstreams::suggestions::suggestion_complexity(child_complexity, first)")]
+    #[graphql(complexity = "crate::upstreams::suggestion_complexity(child_complexity, first)")]
     async fn related_users(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "How many, 1 to 20 (default 5).")] first: Option<i32>,
-    ) -> async_graphql::Result<Option<Vec<crate::upstreams::suggestions::UserSuggestion>>> {
-        use crate::upstreams::suggestions::{parse_first, suggestions_for, users};
+    ) -> async_graphql::Result<Option<Vec<crate::upstreams::UserSuggestion>>> {
+        use crate::upstreams::{parse_first, suggested_users as users, suggestions_for};
         let first = parse_first(first)?;
         let suggestions = suggestions_for(ctx, self.row.id).await?;
         Ok(Some(users(ctx, &suggestions.users, first, self.row.id).await?))
