@@ -10,6 +10,7 @@ mod architecture;
 mod common;
 
 mod auth;
+mod auth_attacks;
 mod bad_input;
 mod biometric;
 mod cli;
