@@ -28,6 +28,8 @@ pub mod types;
 pub mod worker;
 
 pub use self::error::PushError;
+pub use self::payload::{Category, Priority};
+pub use self::send::{Outgoing, enqueue};
 pub use self::types::PushRegistration;
 use self::{provider::Providers, settings::PushSettings};
 
