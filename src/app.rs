@@ -97,6 +97,8 @@ pub struct App {
     pub versions: Arc<PolicyCell>,
     /// Push notifications: the providers (APNs, FCM, or the log fallback) and the send path.
     pub push: Arc<Push>,
+    /// The hybrid logical clock that stamps note field writes (sync).
+    pub sync_clock: Arc<crate::sync::clock::Clock>,
 }
 
 impl std::ops::Deref for App {
@@ -138,6 +140,7 @@ impl App {
         versions.reload(db.conn()).await?;
         let jobs = Arc::new(JobQueue::new(db.clone(), settings.jobs.clone(), metrics.clone()));
         let push = Arc::new(Push::new(&settings.push)?);
+        let settings_sync_ahead = settings.sync.max_clock_ahead_ms;
         let kernel = Arc::new(Kernel {
             settings: settings.kernel(),
             db,
@@ -161,6 +164,7 @@ impl App {
             presence,
             versions,
             push,
+            sync_clock: Arc::new(crate::sync::clock::Clock::new(settings_sync_ahead)),
         }))
     }
 

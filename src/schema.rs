@@ -30,6 +30,7 @@ pub struct Query(
     crate::realtime::graphql::RealtimeQuery,
     crate::flags::bootstrap::BootstrapQuery,
     crate::push::history::NotificationsQuery,
+    crate::sync::graphql::SyncQuery,
 );
 
 /// Every mutation, merged from the concerns.
@@ -41,11 +42,12 @@ pub struct Mutation(
     crate::realtime::graphql::RealtimeMutation,
     crate::push::graphql::PushMutation,
     crate::push::history::NotificationsMutation,
+    crate::sync::graphql::SyncMutation,
 );
 
 /// Every subscription, merged from the concerns.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(crate::realtime::graphql::RealtimeSubscription);
+pub struct Subscription(crate::realtime::graphql::RealtimeSubscription, crate::sync::graphql::SyncSubscription);
 
 /// The executable schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -16,7 +16,10 @@ use crate::app::app;
 use crate::realtime::{
     activity::{Activity, PostActivityRecord},
     entities::user_event,
-    log::{self, ConversationRecord, EventKind as StoredKind, MessageRecord, PresenceRecord, ReadRecord},
+    log::{
+        self, ConversationRecord, EventKind as StoredKind, MessageRecord, NotesChangedRecord, PresenceRecord, ReadRecord,
+        SyncConflictRecord,
+    },
     presence::Status,
     stream::{self, Item},
 };
@@ -48,6 +51,11 @@ pub enum EventKind {
     PresenceChanged,
     /// Someone commented on or reacted to one of the viewer's posts (`postActivity`).
     PostActivity,
+    /// Notes the viewer can see changed (`noteIds`, `notesSeq`): pull from your checkpoint.
+    NotesChanged,
+    /// A sync conflict on one of the viewer's notes was resolved (`noteIds`,
+    /// `syncConflictIds`): see `syncConflicts`.
+    SyncConflict,
 }
 
 impl From<StoredKind> for EventKind {
@@ -58,6 +66,8 @@ impl From<StoredKind> for EventKind {
             StoredKind::ConversationAdded => Self::ConversationAdded,
             StoredKind::PresenceChanged => Self::PresenceChanged,
             StoredKind::PostActivity => Self::PostActivity,
+            StoredKind::NotesChanged => Self::NotesChanged,
+            StoredKind::SyncConflict => Self::SyncConflict,
         }
     }
 }
@@ -103,7 +113,10 @@ impl Event {
             StoredKind::MessageAdded => self.payload::<MessageRecord>(self.kind).map(|m| m.conversation_id),
             StoredKind::MessageRead => self.payload::<ReadRecord>(self.kind).map(|r| r.conversation_id),
             StoredKind::ConversationAdded => self.payload::<ConversationRecord>(self.kind).map(|c| c.conversation_id),
-            StoredKind::PresenceChanged | StoredKind::PostActivity => None,
+            StoredKind::PresenceChanged
+            | StoredKind::PostActivity
+            | StoredKind::NotesChanged
+            | StoredKind::SyncConflict => None,
         };
         id.map(|id| ids::encode(NodeType::Conversation, id))
     }
@@ -126,6 +139,26 @@ impl Event {
     /// The comment or reaction on the viewer's post (`POST_ACTIVITY`).
     async fn post_activity(&self) -> Option<PostActivity> {
         self.payload::<PostActivityRecord>(StoredKind::PostActivity).map(PostActivity)
+    }
+
+    /// The notes concerned (`NOTES_CHANGED`, `SYNC_CONFLICT`).
+    async fn note_ids(&self) -> Option<Vec<String>> {
+        match self.kind {
+            StoredKind::NotesChanged => self.payload::<NotesChangedRecord>(self.kind).map(|r| r.note_ids),
+            StoredKind::SyncConflict => self.payload::<SyncConflictRecord>(self.kind).map(|r| vec![r.note_id]),
+            _ => None,
+        }
+    }
+
+    /// The viewer's newest note change position (`NOTES_CHANGED`).
+    async fn notes_seq(&self) -> Option<i64> {
+        self.payload::<NotesChangedRecord>(StoredKind::NotesChanged).map(|r| r.seq)
+    }
+
+    /// The recorded conflicts, one per field (`SYNC_CONFLICT`; ids of `syncConflicts` nodes).
+    async fn sync_conflict_ids(&self) -> Option<Vec<ID>> {
+        self.payload::<SyncConflictRecord>(StoredKind::SyncConflict)
+            .map(|r| r.conflict_ids.into_iter().map(|id| ID(id.to_string())).collect())
     }
 }
 
