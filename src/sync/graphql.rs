@@ -180,11 +180,13 @@ pub struct NoteCheckpointInput {
     /// The viewer's change position (without it the server re-sends everything changed since
     /// `updatedAt` minus a minute).
     pub seq: Option<i64>,
+    /// Positions retention had forgotten when this sync began from a null checkpoint.
+    pub floor: Option<i64>,
 }
 
 impl From<NoteCheckpointInput> for CheckpointIn {
     fn from(cp: NoteCheckpointInput) -> Self {
-        Self { id: cp.id, updated_at: cp.updated_at, seq: cp.seq }
+        Self { id: cp.id, updated_at: cp.updated_at, seq: cp.seq, floor: cp.floor }
     }
 }
 
@@ -197,6 +199,8 @@ pub struct NoteCheckpoint {
     pub updated_at: f64,
     /// The viewer's change position.
     pub seq: i64,
+    /// Positions retention had forgotten when this sync began (from a null checkpoint).
+    pub floor: i64,
 }
 
 /// A page of changes (RxDB's pull bulk).
@@ -213,7 +217,7 @@ impl From<Bulk> for NotePullBulk {
     fn from(bulk: Bulk) -> Self {
         Self {
             documents: bulk.documents.into_iter().map(Note::from_view).collect(),
-            checkpoint: bulk.checkpoint.map(|c| NoteCheckpoint { id: c.id, updated_at: c.updated_at, seq: c.seq }),
+            checkpoint: bulk.checkpoint.map(|c| NoteCheckpoint { id: c.id, updated_at: c.updated_at, seq: c.seq, floor: c.floor }),
         }
     }
 }
@@ -502,9 +506,10 @@ impl SyncQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-        #[graphql(default)] include_dismissed: bool,
+        #[graphql(desc = "Also dismissed ones (default false).")] include_dismissed: Option<bool>,
     ) -> async_graphql::Result<Connection<String, SyncConflict>> {
         let viewer = actor(ctx)?.user_id;
+        let include_dismissed = include_dismissed.unwrap_or(false);
         let first = first.unwrap_or(20);
         if !(1..=100).contains(&first) {
             return Err(api_error(ErrorCode::BadUserInput, "first must be between 1 and 100"));

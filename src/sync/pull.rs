@@ -28,6 +28,8 @@ pub struct CheckpointIn {
     pub updated_at: Option<f64>,
     /// The viewer's change position of it.
     pub seq: Option<i64>,
+    /// The viewer's `purged_seq` when this sync began from a null checkpoint.
+    pub floor: Option<i64>,
 }
 
 /// The position after a page.
@@ -39,6 +41,9 @@ pub struct Checkpoint {
     pub updated_at: f64,
     /// The viewer's change position: send it back unchanged.
     pub seq: i64,
+    /// Positions retention had forgotten when this sync began: a client that started from a
+    /// null checkpoint never needed those tombstones.
+    pub floor: i64,
 }
 
 /// A page of changes.
@@ -50,11 +55,21 @@ pub struct Bulk {
     pub checkpoint: Option<Checkpoint>,
 }
 
+/// Where a pull starts: the position and the floor to hand on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Deliver changes after this.
+    pub after: i64,
+    /// Carried in the checkpoint.
+    pub floor: i64,
+}
+
 /// The position a checkpoint stands for, or `Resync` when retention may have forgotten a
-/// change after it (or it is from another database).
-pub async fn position(conn: &impl ConnectionTrait, viewer: i64, cp: Option<&CheckpointIn>) -> Result<i64, SyncError> {
-    let Some(cp) = cp else { return Ok(0) };
+/// change after it (or it is from another database). A null checkpoint starts at 0 with the
+/// viewer's current `purged_seq` as its floor: forgotten tombstones were never needed by it.
+pub async fn position(conn: &impl ConnectionTrait, viewer: i64, cp: Option<&CheckpointIn>) -> Result<Position, SyncError> {
     let head = store::head(conn, viewer).await?;
+    let Some(cp) = cp else { return Ok(Position { after: 0, floor: head.purged_seq }) };
     let after = match (cp.seq, cp.updated_at) {
         (Some(seq), _) => seq,
         (None, Some(at)) if at.is_finite() => {
@@ -63,10 +78,11 @@ pub async fn position(conn: &impl ConnectionTrait, viewer: i64, cp: Option<&Chec
         }
         (None, _) => return Err(SyncError::Invalid("checkpoint needs seq (or updatedAt)".into())),
     };
-    if after < 0 || after > head.last_seq || after < head.purged_seq {
+    let floor = cp.floor.unwrap_or(0);
+    if after < 0 || after > head.last_seq || floor < 0 || floor > head.last_seq || after.max(floor) < head.purged_seq {
         return Err(SyncError::Resync { latest: head.last_seq });
     }
-    Ok(after)
+    Ok(Position { after, floor })
 }
 
 /// Changes after `after`, at most `limit`.
@@ -94,14 +110,17 @@ pub async fn page(conn: &impl ConnectionTrait, viewer: i64, after: i64, limit: u
 
 /// `pullNotes`.
 pub async fn pull(conn: &impl ConnectionTrait, viewer: i64, cp: Option<CheckpointIn>, limit: u64) -> Result<Bulk, SyncError> {
-    let after = position(conn, viewer, cp.as_ref()).await?;
+    let Position { after, floor } = position(conn, viewer, cp.as_ref()).await?;
     let items = page(conn, viewer, after, limit).await?;
     let checkpoint = match items.last() {
-        Some((seq, view)) => Some(Checkpoint { id: view.row.id.clone(), updated_at: view.row.updated_at_ms as f64, seq: *seq }),
+        Some((seq, view)) => {
+            Some(Checkpoint { id: view.row.id.clone(), updated_at: view.row.updated_at_ms as f64, seq: *seq, floor })
+        }
         None => cp.map(|cp| Checkpoint {
             id: cp.id.unwrap_or_default(),
             updated_at: cp.updated_at.unwrap_or(0.0),
             seq: after,
+            floor,
         }),
     };
     Ok(Bulk { documents: items.into_iter().map(|(_, v)| v).collect(), checkpoint })

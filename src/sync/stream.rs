@@ -39,9 +39,15 @@ pub fn notes(
             Start::After(seq) => seq,
             Start::Resync { latest } => latest,
         };
-        let mut position = match &checkpoint {
-            Some(cp) => Box::pin(pull::position(db.conn(), viewer, Some(cp))).await?,
-            None => Box::pin(store::head(db.conn(), viewer)).await?.last_seq,
+        let (mut position, floor) = match &checkpoint {
+            Some(cp) => {
+                let start = Box::pin(pull::position(db.conn(), viewer, Some(cp))).await?;
+                (start.after, start.floor)
+            }
+            None => {
+                let head = Box::pin(store::head(db.conn(), viewer)).await?;
+                (head.last_seq, head.purged_seq)
+            }
         };
         let mut catch_up = checkpoint.is_some();
         let events = stream::user_events(db.clone(), bus, viewer, Some(log_position));
@@ -52,7 +58,7 @@ pub fn notes(
                     let items = Box::pin(pull::page(db.conn(), viewer, position, PAGE)).await?;
                     let full = items.len() as u64 == PAGE;
                     let Some((seq, last)) = items.last() else { break };
-                    let checkpoint = Checkpoint { id: last.row.id.clone(), updated_at: last.row.updated_at_ms as f64, seq: *seq };
+                    let checkpoint = Checkpoint { id: last.row.id.clone(), updated_at: last.row.updated_at_ms as f64, seq: *seq, floor };
                     position = *seq;
                     yield Bulk { documents: items.into_iter().map(|(_, v)| v).collect(), checkpoint: Some(checkpoint) };
                     if !full {

@@ -23,6 +23,7 @@ mod mutations;
 mod push;
 mod rate_limits;
 mod realtime;
+mod sync;
 mod transport;
 mod upstreams;
 mod versions;
