@@ -56,8 +56,8 @@ pub struct Note {
     pub collaborators: Vec<ID>,
     /// Hybrid-logical-clock stamp of the newest field write (`<NTP64>/<hex id>`).
     pub hlc: Option<String>,
-    /// Increases with every change.
-    pub revision: i64,
+    /// Increases with every change of the note on the server.
+    pub server_revision: i64,
     #[graphql(skip)]
     visible: bool,
 }
@@ -78,7 +78,7 @@ impl Note {
             owner: ids::encode(NodeType::User, row.owner_id),
             collaborators: view.members.into_iter().map(|m| ids::encode(NodeType::User, m)).collect(),
             hlc,
-            revision: row.revision,
+            server_revision: row.revision,
             visible: view.visible,
         }
     }
@@ -145,7 +145,7 @@ pub struct NoteInput {
     /// the assumed state's, last-writer-wins fields compare it instead of the arrival time.
     pub hlc: Option<String>,
     /// Ignored (the server keeps it).
-    pub revision: Option<i64>,
+    pub server_revision: Option<i64>,
 }
 
 impl NoteInput {

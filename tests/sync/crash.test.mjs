@@ -15,7 +15,7 @@ import { replicateGraphQL } from 'rxdb/plugins/replication-graphql';
 
 const BIN = process.env.CRASH_TEST_BINARY;
 const NOTES = 120;
-const FIELDS = 'id title body done position tags updatedAt deleted revision';
+const FIELDS = 'id title body done position tags updatedAt deleted serverRevision';
 
 const dir = mkdtempSync(join(tmpdir(), 'bff-crash-'));
 const port = await new Promise((resolve) => {
@@ -96,7 +96,7 @@ test('kill -9 mid push: the client retries, no row lost or applied twice', async
           position: { type: 'number' },
           tags: { type: 'array', items: { type: 'string' } },
           updatedAt: { type: 'number' },
-          revision: { type: 'number' },
+          serverRevision: { type: 'number' },
         },
         required: ['id', 'title', 'body'],
       },
@@ -181,7 +181,7 @@ test('kill -9 mid push: the client retries, no row lost or applied twice', async
   for (const doc of await db.notes.find().exec()) {
     const row = stored.get(doc.id);
     assert.equal(row.body, `edited ${doc.title}`, 'every edit arrived');
-    assert.equal(row.revision, 2, `${doc.id}: created once, edited once`);
+    assert.equal(row.serverRevision, 2, `${doc.id}: created once, edited once`);
   }
   await db.close();
 });

@@ -13,7 +13,7 @@ import { replicateGraphQL } from 'rxdb/plugins/replication-graphql';
 
 const BASE = process.env.BFF_URL;
 const TOKENS = { alice: process.env.BFF_TOKEN_ALICE, bob: process.env.BFF_TOKEN_BOB, carol: process.env.BFF_TOKEN_CAROL };
-const FIELDS = 'id title body done position tags updatedAt deleted owner collaborators hlc revision';
+const FIELDS = 'id title body done position tags updatedAt deleted owner collaborators hlc serverRevision';
 const CHECKPOINT = 'checkpoint { id updatedAt seq floor }';
 
 const schema = {
@@ -31,7 +31,7 @@ const schema = {
     owner: { type: 'string' },
     collaborators: { type: 'array', items: { type: 'string' } },
     hlc: { type: ['string', 'null'] },
-    revision: { type: 'number' },
+    serverRevision: { type: 'number' },
   },
   required: ['id', 'title', 'body', 'done', 'position', 'tags'],
 };

@@ -116,14 +116,14 @@ async fn a_repeated_push_is_synced_and_applied_once() {
     let row = json!([{ "assumedMasterState": note, "newDocumentState": next }]);
     let first = sync(&server, &alice, row.clone()).await;
     assert_eq!(first[0]["status"], "SYNCED");
-    let revision = first[0]["note"]["revision"].as_i64().unwrap();
+    let revision = first[0]["note"]["serverRevision"].as_i64().unwrap();
     let (_, cp) = pull_all(&server, &alice, Value::Null, 10).await;
     // The client lost the answer and pushes the same row again (several times).
     for _ in 0..3 {
         let again = sync(&server, &alice, row.clone()).await;
         assert_eq!(again[0]["status"], "SYNCED", "{again:?}");
         assert_eq!(again[0]["conflicts"], json!([]));
-        assert_eq!(again[0]["note"]["revision"].as_i64().unwrap(), revision, "not applied twice");
+        assert_eq!(again[0]["note"]["serverRevision"].as_i64().unwrap(), revision, "not applied twice");
     }
     assert_eq!(pull(&server, &alice, &cp, 10).await["documents"], json!([]), "no new change");
     // Creations too.
@@ -133,11 +133,11 @@ async fn a_repeated_push_is_synced_and_applied_once() {
     assert_eq!(sync(&server, &alice, create_row).await[0]["status"], "SYNCED");
     let (docs, _) = pull_all(&server, &alice, Value::Null, 10).await;
     assert_eq!(docs.iter().filter(|d| d["id"] == id.as_str()).count(), 1);
-    assert_eq!(docs.iter().find(|d| d["id"] == id.as_str()).unwrap()["revision"], 1);
+    assert_eq!(docs.iter().find(|d| d["id"] == id.as_str()).unwrap()["serverRevision"], 1);
     server.stop().await;
 }
 
-const SHARE: &str = "mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id collaborators revision } }";
+const SHARE: &str = "mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id collaborators serverRevision } }";
 const UNSHARE: &str = "mutation($id: String!, $u: ID!) { unshareNote(id: $id, userId: $u) { id collaborators } }";
 
 #[tokio::test]

@@ -114,7 +114,7 @@ async fn concurrent_writers_never_make_a_looping_puller_skip_a_change() {
             id: d["id"].as_str().unwrap().to_owned(),
             title: d["title"].as_str().unwrap().to_owned(),
             updated_at_ms: d["updatedAt"].as_f64().unwrap() as i64,
-            revision: d["revision"].as_i64().unwrap(),
+            revision: d["serverRevision"].as_i64().unwrap(),
         })
         .collect();
     assert_eq!(seen, stored, "the reader's final state is the database's");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::TestServer;
 
-pub const NOTE: &str = "id title body done position tags updatedAt deleted owner collaborators hlc revision";
+pub const NOTE: &str = "id title body done position tags updatedAt deleted owner collaborators hlc serverRevision";
 
 pub fn pull_query() -> String {
     format!(
