@@ -88,7 +88,14 @@ impl Note {
         let row = NoteRow {
             id,
             owner_id: viewer,
-            content: Content { title: String::new(), body: String::new(), done: false, position: 0.0, tags: Vec::new(), deleted: true },
+            content: Content {
+                title: String::new(),
+                body: String::new(),
+                done: false,
+                position: 0.0,
+                tags: Vec::new(),
+                deleted: true,
+            },
             updated_at_ms: 0,
             created_at_ms: 0,
             revision: 0,
@@ -107,7 +114,10 @@ impl Note {
         if !self.visible {
             return Ok(Vec::new());
         }
-        let rows = store::open_conflicts_of(app(ctx)?.db.conn(), &[self.id.clone()]).await.map_err(SyncError::from).api()?;
+        let rows = store::open_conflicts_of(app(ctx)?.db.conn(), std::slice::from_ref(&self.id))
+            .await
+            .map_err(SyncError::from)
+            .api()?;
         Ok(rows.into_iter().map(SyncConflict).collect())
     }
 }
@@ -217,7 +227,12 @@ impl From<Bulk> for NotePullBulk {
     fn from(bulk: Bulk) -> Self {
         Self {
             documents: bulk.documents.into_iter().map(Note::from_view).collect(),
-            checkpoint: bulk.checkpoint.map(|c| NoteCheckpoint { id: c.id, updated_at: c.updated_at, seq: c.seq, floor: c.floor }),
+            checkpoint: bulk.checkpoint.map(|c| NoteCheckpoint {
+                id: c.id,
+                updated_at: c.updated_at,
+                seq: c.seq,
+                floor: c.floor,
+            }),
         }
     }
 }
@@ -573,7 +588,11 @@ impl SyncMutation {
     /// The native push: the same rows, one answer per row in order — `SYNCED`, `CONFLICT`
     /// (with the server's state and how it was resolved) or `REJECTED` (code and message). A
     /// refused row never stops the rows after it; a repeated row answers `SYNCED`.
-    async fn sync_notes(&self, ctx: &Context<'_>, rows: Vec<NotePushRow>) -> async_graphql::Result<Vec<NoteSyncResult>> {
+    async fn sync_notes(
+        &self,
+        ctx: &Context<'_>,
+        rows: Vec<NotePushRow>,
+    ) -> async_graphql::Result<Vec<NoteSyncResult>> {
         let actor = actor(ctx)?;
         let rows = push_rows(ctx, rows)?;
         Ok(push::push(app(ctx)?, actor, rows).await.into_iter().map(NoteSyncResult::from).collect())

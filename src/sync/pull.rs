@@ -8,12 +8,7 @@
 
 use sea_orm::ConnectionTrait;
 
-use crate::sync::{
-    error::SyncError,
-    model::Content,
-    push::NoteView,
-    store,
-};
+use crate::sync::{error::SyncError, model::Content, push::NoteView, store};
 
 /// How far back a checkpoint without `seq` re-reads (clock skew between replicas plus the
 /// longest write transaction).
@@ -67,7 +62,11 @@ pub struct Position {
 /// The position a checkpoint stands for, or `Resync` when retention may have forgotten a
 /// change after it (or it is from another database). A null checkpoint starts at 0 with the
 /// viewer's current `purged_seq` as its floor: forgotten tombstones were never needed by it.
-pub async fn position(conn: &impl ConnectionTrait, viewer: i64, cp: Option<&CheckpointIn>) -> Result<Position, SyncError> {
+pub async fn position(
+    conn: &impl ConnectionTrait,
+    viewer: i64,
+    cp: Option<&CheckpointIn>,
+) -> Result<Position, SyncError> {
     let head = store::head(conn, viewer).await?;
     let Some(cp) = cp else { return Ok(Position { after: 0, floor: head.purged_seq }) };
     let after = match (cp.seq, cp.updated_at) {
@@ -86,7 +85,12 @@ pub async fn position(conn: &impl ConnectionTrait, viewer: i64, cp: Option<&Chec
 }
 
 /// Changes after `after`, at most `limit`.
-pub async fn page(conn: &impl ConnectionTrait, viewer: i64, after: i64, limit: u64) -> Result<Vec<(i64, NoteView)>, SyncError> {
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    viewer: i64,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(i64, NoteView)>, SyncError> {
     let items = store::feed_after(conn, viewer, after, limit).await?;
     let ids: Vec<String> = items.iter().filter(|i| i.visible).map(|i| i.note.id.clone()).collect();
     let mut members = store::members_of(conn, &ids).await?;
@@ -99,7 +103,14 @@ pub async fn page(conn: &impl ConnectionTrait, viewer: i64, after: i64, limit: u
                 NoteView { row, members, visible: true }
             } else {
                 // Lost access: the viewer gets a tombstone, nothing written after.
-                row.content = Content { title: String::new(), body: String::new(), done: false, position: 0.0, tags: Vec::new(), deleted: true };
+                row.content = Content {
+                    title: String::new(),
+                    body: String::new(),
+                    done: false,
+                    position: 0.0,
+                    tags: Vec::new(),
+                    deleted: true,
+                };
                 row.clocks.clear();
                 NoteView { row, members: Vec::new(), visible: false }
             };
@@ -109,7 +120,12 @@ pub async fn page(conn: &impl ConnectionTrait, viewer: i64, after: i64, limit: u
 }
 
 /// `pullNotes`.
-pub async fn pull(conn: &impl ConnectionTrait, viewer: i64, cp: Option<CheckpointIn>, limit: u64) -> Result<Bulk, SyncError> {
+pub async fn pull(
+    conn: &impl ConnectionTrait,
+    viewer: i64,
+    cp: Option<CheckpointIn>,
+    limit: u64,
+) -> Result<Bulk, SyncError> {
     let Position { after, floor } = position(conn, viewer, cp.as_ref()).await?;
     let items = page(conn, viewer, after, limit).await?;
     let checkpoint = match items.last() {
@@ -125,4 +141,3 @@ pub async fn pull(conn: &impl ConnectionTrait, viewer: i64, cp: Option<Checkpoin
     };
     Ok(Bulk { documents: items.into_iter().map(|(_, v)| v).collect(), checkpoint })
 }
-

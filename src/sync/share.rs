@@ -53,9 +53,10 @@ pub async fn set_member(
     let lost = if share { Vec::new() } else { vec![user_id] };
     note.revision += 1;
     let previous = note.updated_at_ms;
-    let events = changes::record(&*tx, &app.settings.realtime, &mut note, Some(previous), &visible, &lost, Write::Update)
-        .await?
-        .unwrap_or_default();
+    let events =
+        changes::record(&*tx, &app.settings.realtime, &mut note, Some(previous), &visible, &lost, Write::Update)
+            .await?
+            .unwrap_or_default();
     tx.commit().await?;
     Ok((NoteView { row: note, members, visible: true }, events))
 }

@@ -79,7 +79,9 @@ pub async fn notes_by_ids(conn: &impl ConnectionTrait, ids: &[String]) -> Result
     for chunk in ids.chunks(CHUNK) {
         let sql = format!("SELECT {NOTE_COLUMNS} FROM notes n WHERE n.id IN ({})", placeholders(1, chunk.len()));
         let values = chunk.iter().map(|id| Value::from(id.clone())).collect();
-        out.extend(RawNote::find_by_statement(stmt(conn, sql, values)).all(conn).await?.into_iter().map(RawNote::into_row));
+        out.extend(
+            RawNote::find_by_statement(stmt(conn, sql, values)).all(conn).await?.into_iter().map(RawNote::into_row),
+        );
     }
     Ok(out)
 }
@@ -128,7 +130,12 @@ pub async fn members(conn: &impl ConnectionTrait, note_id: &str) -> Result<Vec<i
         user_id: i64,
     }
     let sql = "SELECT user_id FROM note_members WHERE note_id = $1 ORDER BY user_id";
-    Ok(Row::find_by_statement(stmt(conn, sql, vec![note_id.into()])).all(conn).await?.into_iter().map(|r| r.user_id).collect())
+    Ok(Row::find_by_statement(stmt(conn, sql, vec![note_id.into()]))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.user_id)
+        .collect())
 }
 
 /// The collaborators of many notes.
@@ -202,8 +209,12 @@ pub async fn upsert_feed(
     let sql = "INSERT INTO note_feed (viewer_id, note_id, seq, visible, updated_at_ms) VALUES ($1, $2, $3, $4, $5) \
                ON CONFLICT (viewer_id, note_id) DO UPDATE SET seq = excluded.seq, visible = excluded.visible, \
                updated_at_ms = excluded.updated_at_ms";
-    conn.execute_raw(stmt(conn, sql, vec![viewer.into(), note_id.into(), seq.into(), visible.into(), updated_at_ms.into()]))
-        .await?;
+    conn.execute_raw(stmt(
+        conn,
+        sql,
+        vec![viewer.into(), note_id.into(), seq.into(), visible.into(), updated_at_ms.into()],
+    ))
+    .await?;
     Ok(())
 }
 
@@ -242,7 +253,12 @@ pub struct FeedItem {
 }
 
 /// The viewer's changes after `after`, in position order, at most `limit`.
-pub async fn feed_after(conn: &impl ConnectionTrait, viewer: i64, after: i64, limit: u64) -> Result<Vec<FeedItem>, DbErr> {
+pub async fn feed_after(
+    conn: &impl ConnectionTrait,
+    viewer: i64,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<FeedItem>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
         feed_seq: i64,
@@ -303,7 +319,10 @@ pub async fn seq_before_time(conn: &impl ConnectionTrait, viewer: i64, since_ms:
         seq: Option<i64>,
     }
     let sql = "SELECT MIN(seq) AS seq FROM note_feed WHERE viewer_id = $1 AND updated_at_ms >= $2";
-    Ok(Row::find_by_statement(stmt(conn, sql, vec![viewer.into(), since_ms.into()])).one(conn).await?.and_then(|r| r.seq))
+    Ok(Row::find_by_statement(stmt(conn, sql, vec![viewer.into(), since_ms.into()]))
+        .one(conn)
+        .await?
+        .and_then(|r| r.seq))
 }
 
 /// Whether `user_id` already applied the push row with this hash to `note_id`.
@@ -320,7 +339,13 @@ pub async fn applied(conn: &impl ConnectionTrait, user_id: i64, note_id: &str, h
 }
 
 /// Remembers an applied push row (same transaction as its effect).
-pub async fn insert_applied(conn: &impl ConnectionTrait, user_id: i64, note_id: &str, hash: &str, at_ms: i64) -> Result<(), DbErr> {
+pub async fn insert_applied(
+    conn: &impl ConnectionTrait,
+    user_id: i64,
+    note_id: &str,
+    hash: &str,
+    at_ms: i64,
+) -> Result<(), DbErr> {
     let sql = "INSERT INTO note_applied (user_id, note_id, row_hash, created_at_ms) VALUES ($1, $2, $3, $4) \
                ON CONFLICT (user_id, note_id, row_hash) DO NOTHING";
     conn.execute_raw(stmt(conn, sql, vec![user_id.into(), note_id.into(), hash.into(), at_ms.into()])).await?;
@@ -446,7 +471,8 @@ pub async fn viewers_with_expired(conn: &impl ConnectionTrait, cutoff_ms: i64) -
     }
     let sql = "SELECT DISTINCT f.viewer_id FROM note_feed f JOIN notes n ON n.id = f.note_id \
                WHERE f.updated_at_ms < $1 AND (f.visible = $2 OR n.deleted = $3) ORDER BY f.viewer_id";
-    let rows = Row::find_by_statement(stmt(conn, sql, vec![cutoff_ms.into(), false.into(), true.into()])).all(conn).await?;
+    let rows =
+        Row::find_by_statement(stmt(conn, sql, vec![cutoff_ms.into(), false.into(), true.into()])).all(conn).await?;
     Ok(rows.into_iter().map(|r| r.viewer_id).collect())
 }
 
@@ -469,7 +495,8 @@ pub async fn purge_viewer(conn: &impl ConnectionTrait, viewer: i64, cutoff_ms: i
 /// Deletes tombstoned notes no viewer's feed still holds, with their collaborators and
 /// applied-row records; and applied-row records older than `cutoff_ms`.
 pub async fn purge_notes(conn: &impl ConnectionTrait, cutoff_ms: i64) -> Result<u64, DbErr> {
-    let orphan = "deleted = $1 AND updated_at_ms < $2 AND NOT EXISTS (SELECT 1 FROM note_feed f WHERE f.note_id = notes.id)";
+    let orphan =
+        "deleted = $1 AND updated_at_ms < $2 AND NOT EXISTS (SELECT 1 FROM note_feed f WHERE f.note_id = notes.id)";
     let values = || vec![true.into(), cutoff_ms.into()];
     for table in ["note_members", "note_conflicts", "note_applied"] {
         let sql = format!("DELETE FROM {table} WHERE note_id IN (SELECT id FROM notes WHERE {orphan})");

@@ -137,7 +137,8 @@ async fn a_repeated_push_is_synced_and_applied_once() {
     server.stop().await;
 }
 
-const SHARE: &str = "mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id collaborators serverRevision } }";
+const SHARE: &str =
+    "mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id collaborators serverRevision } }";
 const UNSHARE: &str = "mutation($id: String!, $u: ID!) { unshareNote(id: $id, userId: $u) { id collaborators } }";
 
 #[tokio::test]
@@ -197,7 +198,10 @@ async fn a_checkpoint_older_than_tombstone_retention_must_resync() {
     let old = chrono::Utc::now().timestamp_millis() - 31 * 86_400_000;
     let backend = db.backend();
     use sea_orm::ConnectionTrait;
-    for sql in ["UPDATE notes SET updated_at_ms = $1 WHERE deleted = $2", "UPDATE note_feed SET updated_at_ms = $1 WHERE note_id IN (SELECT id FROM notes WHERE deleted = $2)"] {
+    for sql in [
+        "UPDATE notes SET updated_at_ms = $1 WHERE deleted = $2",
+        "UPDATE note_feed SET updated_at_ms = $1 WHERE note_id IN (SELECT id FROM notes WHERE deleted = $2)",
+    ] {
         db.conn()
             .execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [old.into(), true.into()]))
             .await

@@ -37,7 +37,11 @@ async fn concurrent_writers_never_make_a_looping_puller_skip_a_change() {
         let id = note["id"].as_str().unwrap().to_owned();
         if i % 2 == 0 {
             server
-                .data("mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id } }", json!({ "id": id, "u": bob_id }), Some(&alice))
+                .data(
+                    "mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id } }",
+                    json!({ "id": id, "u": bob_id }),
+                    Some(&alice),
+                )
                 .await;
         }
         ids.push(id);

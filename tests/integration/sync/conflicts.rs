@@ -98,7 +98,11 @@ async fn conflicts_are_recorded_announced_and_can_be_dismissed_or_reversed() {
     let base = create(&server, &alice, &new_id(), "plan").await;
     let id = base["id"].as_str().unwrap().to_owned();
     server
-        .data("mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id } }", json!({ "id": id, "u": bob_id }), Some(&alice))
+        .data(
+            "mutation($id: String!, $u: ID!) { shareNote(id: $id, userId: $u) { id } }",
+            json!({ "id": id, "u": bob_id }),
+            Some(&alice),
+        )
         .await;
     let shared = pull_all(&server, &bob, Value::Null, 10).await.0.pop().unwrap();
     edit(&server, &alice, &shared, |n| n["title"] = json!("alice's plan")).await;
@@ -117,19 +121,25 @@ async fn conflicts_are_recorded_announced_and_can_be_dismissed_or_reversed() {
         assert_eq!(c["clientValue"], "bob's plan");
         assert_eq!(c["user"], bob_id.as_str());
         let note = server
-            .data("query($id: String!) { note(id: $id) { conflicts { field winner } } }", json!({ "id": id }), Some(token))
+            .data(
+                "query($id: String!) { note(id: $id) { conflicts { field winner } } }",
+                json!({ "id": id }),
+                Some(token),
+            )
             .await;
         assert_eq!(note["note"]["conflicts"], json!([{ "field": "TITLE", "winner": "CLIENT" }]));
         let events = server
             .data("{ pollEvents(afterSeq: 0) { events { kind noteIds syncConflictIds } } }", json!({}), Some(token))
             .await;
-        let kinds: Vec<&str> = events["pollEvents"]["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            events["pollEvents"]["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
         assert!(kinds.contains(&"SYNC_CONFLICT"), "{kinds:?}");
         assert!(kinds.contains(&"NOTES_CHANGED"), "{kinds:?}");
     }
 
     // Alice takes the other version back: a new change every device pulls.
-    let conflict_id = server.data(CONFLICTS, json!({}), Some(&alice)).await["syncConflicts"]["edges"][0]["node"]["id"].clone();
+    let conflict_id =
+        server.data(CONFLICTS, json!({}), Some(&alice)).await["syncConflicts"]["edges"][0]["node"]["id"].clone();
     let (_, cp) = pull_all(&server, &alice, Value::Null, 10).await;
     let resolved = server
         .data(
@@ -146,7 +156,11 @@ async fn conflicts_are_recorded_announced_and_can_be_dismissed_or_reversed() {
     // Someone without access neither sees nor touches it.
     assert_eq!(server.data(CONFLICTS, json!({ "all": true }), Some(&carol)).await["syncConflicts"]["edges"], json!([]));
     let body = server
-        .gql("mutation($id: ID!) { resolveSyncConflict(id: $id, action: DISMISS) { id } }", json!({ "id": conflict_id }), Some(&carol))
+        .gql(
+            "mutation($id: ID!) { resolveSyncConflict(id: $id, action: DISMISS) { id } }",
+            json!({ "id": conflict_id }),
+            Some(&carol),
+        )
         .await;
     assert_eq!(crate::common::code(&body), "NOT_FOUND");
     let all = server.data(CONFLICTS, json!({ "all": true }), Some(&bob)).await;
@@ -156,18 +170,23 @@ async fn conflicts_are_recorded_announced_and_can_be_dismissed_or_reversed() {
 
 #[tokio::test]
 async fn server_wins_mode_applies_nothing_and_push_notes_returns_the_server_state() {
-    let server = TestServer::start_with(1, |s| s.sync.conflict_mode = mobile_bff::sync::settings::ConflictMode::ServerWins).await;
+    let server =
+        TestServer::start_with(1, |s| s.sync.conflict_mode = mobile_bff::sync::settings::ConflictMode::ServerWins)
+            .await;
     let alice = server.token("alice").await;
     let base = create(&server, &alice, &new_id(), "v1").await;
     let push = format!("mutation($rows: [NotePushRow!]!) {{ pushNotes(rows: $rows) {{ {NOTE} }} }}");
     let mut v2 = base.clone();
     v2["title"] = json!("v2");
-    let clean = server.data(&push, json!({ "rows": [{ "assumedMasterState": base, "newDocumentState": v2 }] }), Some(&alice)).await;
+    let clean = server
+        .data(&push, json!({ "rows": [{ "assumedMasterState": base, "newDocumentState": v2 }] }), Some(&alice))
+        .await;
     assert_eq!(clean["pushNotes"], json!([]), "applied as sent: no conflicts");
     let mut stale = base.clone();
     stale["title"] = json!("stale edit");
-    let conflicts =
-        server.data(&push, json!({ "rows": [{ "assumedMasterState": base, "newDocumentState": stale }] }), Some(&alice)).await;
+    let conflicts = server
+        .data(&push, json!({ "rows": [{ "assumedMasterState": base, "newDocumentState": stale }] }), Some(&alice))
+        .await;
     let docs = conflicts["pushNotes"].as_array().unwrap();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["title"], "v2", "the server's state comes back; nothing applied");
@@ -176,7 +195,9 @@ async fn server_wins_mode_applies_nothing_and_push_notes_returns_the_server_stat
     let list = server.data(CONFLICTS, json!({}), Some(&alice)).await;
     assert_eq!(list["syncConflicts"]["edges"][0]["node"]["strategy"], "SERVER_WINS");
     // A refused row on a note the viewer cannot see comes back as an empty tombstone.
-    let bad = server.data(&push, json!({ "rows": [{ "newDocumentState": doc(&new_id(), &"x".repeat(600)) }] }), Some(&alice)).await;
+    let bad = server
+        .data(&push, json!({ "rows": [{ "newDocumentState": doc(&new_id(), &"x".repeat(600)) }] }), Some(&alice))
+        .await;
     assert_eq!(bad["pushNotes"][0]["deleted"], true);
     server.stop().await;
 }

@@ -44,11 +44,14 @@ async fn next(ws: &mut Ws) -> Value {
 }
 
 fn stream_query() -> String {
-    format!("subscription($cp: NoteCheckpointInput) {{ streamNotes(checkpoint: $cp) {{ documents {{ {NOTE} }} checkpoint {{ id updatedAt seq floor }} }} }}")
+    format!(
+        "subscription($cp: NoteCheckpointInput) {{ streamNotes(checkpoint: $cp) {{ documents {{ {NOTE} }} checkpoint {{ id updatedAt seq floor }} }} }}"
+    )
 }
 
 async fn subscribe(ws: &mut Ws, cp: Value) {
-    let message = json!({ "id": "s", "type": "subscribe", "payload": { "query": stream_query(), "variables": { "cp": cp } } });
+    let message =
+        json!({ "id": "s", "type": "subscribe", "payload": { "query": stream_query(), "variables": { "cp": cp } } });
     ws.send(Message::Text(message.to_string().into())).await.expect("send");
 }
 
@@ -119,7 +122,8 @@ async fn the_stream_works_over_sse_and_refuses_anonymous_clients() {
     let mut buffer = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !buffer.contains(note["id"].as_str().unwrap()) {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await.expect("in time").expect("chunk").expect("open");
+        let chunk =
+            tokio::time::timeout_at(deadline, response.chunk()).await.expect("in time").expect("chunk").expect("open");
         buffer.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(buffer.contains("event: next"), "{buffer}");

@@ -45,7 +45,8 @@ pub async fn sync(server: &TestServer, token: &str, rows: Value) -> Vec<Value> {
 
 /// Creates a note; returns the server state.
 pub async fn create(server: &TestServer, token: &str, id: &str, title: &str) -> Value {
-    let results = sync(server, token, json!([{ "assumedMasterState": null, "newDocumentState": doc(id, title) }])).await;
+    let results =
+        sync(server, token, json!([{ "assumedMasterState": null, "newDocumentState": doc(id, title) }])).await;
     assert_eq!(results[0]["status"], "SYNCED", "{results:?}");
     results[0]["note"].clone()
 }
