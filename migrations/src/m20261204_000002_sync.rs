@@ -108,7 +108,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("idx_notes_deleted").table(Notes::Table).col(Notes::Deleted).col(Notes::UpdatedAtMs).take(),
+                Index::create()
+                    .name("idx_notes_deleted")
+                    .table(Notes::Table)
+                    .col(Notes::Deleted)
+                    .col(Notes::UpdatedAtMs)
+                    .take(),
             )
             .await?;
         manager
@@ -159,7 +164,9 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_note_feed_note").table(NoteFeed::Table).col(NoteFeed::NoteId).take())
+            .create_index(
+                Index::create().name("idx_note_feed_note").table(NoteFeed::Table).col(NoteFeed::NoteId).take(),
+            )
             .await?;
         manager
             .create_table(
@@ -170,7 +177,9 @@ impl MigrationTrait for Migration {
                     .col(string_len(NoteApplied::NoteId, 36))
                     .col(string_len(NoteApplied::RowHash, 64))
                     .col(big_integer(NoteApplied::CreatedAtMs))
-                    .primary_key(Index::create().col(NoteApplied::UserId).col(NoteApplied::NoteId).col(NoteApplied::RowHash))
+                    .primary_key(
+                        Index::create().col(NoteApplied::UserId).col(NoteApplied::NoteId).col(NoteApplied::RowHash),
+                    )
                     .take(),
             )
             .await?;

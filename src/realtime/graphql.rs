@@ -17,8 +17,8 @@ use crate::realtime::{
     activity::{Activity, PostActivityRecord},
     entities::user_event,
     log::{
-        self, ConversationRecord, EventKind as StoredKind, MessageRecord, NotesChangedRecord, PresenceRecord, ReadRecord,
-        SyncConflictRecord,
+        self, ConversationRecord, EventKind as StoredKind, MessageRecord, NotesChangedRecord, PresenceRecord,
+        ReadRecord, SyncConflictRecord,
     },
     presence::Status,
     stream::{self, Item},
