@@ -90,7 +90,7 @@ impl SyncError {
             Self::Domain(err) => domain_error(err),
             Self::Resync { latest } => {
                 let mut err = resync_required(latest);
-                err.message = self_message_resync();
+                err.message = RESYNC_MESSAGE.to_owned();
                 err
             }
             other => api_error(other.code(), other.public_message()),
@@ -98,10 +98,8 @@ impl SyncError {
     }
 }
 
-fn self_message_resync() -> String {
-    "the checkpoint is older than the server keeps tombstones (or unknown): drop the local notes and pull from a null checkpoint"
-        .to_owned()
-}
+/// The message of `RESYNC_REQUIRED` for pulls.
+const RESYNC_MESSAGE: &str = "the checkpoint is older than the server keeps tombstones (or unknown): drop the local notes and pull from a null checkpoint";
 
 /// `Result<T, SyncError>` → `async_graphql::Result<T>`.
 pub trait SyncResultExt<T> {

@@ -470,6 +470,7 @@ fn push_rows(ctx: &Context<'_>, rows: Vec<NotePushRow>) -> async_graphql::Result
         .into_iter()
         .map(|r| PushRow {
             id: r.new_document_state.id.clone(),
+            assumed_id: r.assumed_master_state.as_ref().map(|a| a.id.clone()),
             assumed: r.assumed_master_state.as_ref().map(NoteInput::content),
             assumed_hlc: r.assumed_master_state.and_then(|a| a.hlc),
             new: r.new_document_state.content(),

@@ -35,6 +35,8 @@ pub struct Actor {
 pub struct PushRow {
     /// The note id.
     pub id: String,
+    /// The id inside `assumed` (must be `id`).
+    pub assumed_id: Option<String>,
     /// What the client believes the server has (none: the client created the note).
     pub assumed: Option<Content>,
     /// The clock stamp of the assumed state, as the client holds it.
@@ -145,6 +147,9 @@ type Applied = (RowResult, Vec<user_event::Model>);
 async fn apply(app: &App, actor: Actor, row: &PushRow) -> Result<Applied, SyncError> {
     let settings = &app.settings.sync;
     validate_id(&row.id)?;
+    if row.assumed_id.as_ref().is_some_and(|a| *a != row.id) {
+        return Err(SyncError::Invalid("assumedMasterState.id must equal newDocumentState.id".into()));
+    }
     row.new.validate(settings)?;
     if let Some(assumed) = &row.assumed {
         assumed.validate(settings)?;
@@ -208,6 +213,8 @@ async fn apply(app: &App, actor: Actor, row: &PushRow) -> Result<Applied, SyncEr
                 ConflictMode::ServerWins => merge::server_wins(row.assumed.as_ref(), &server.content, &row.new),
             }
         };
+        // Keeping both versions may grow a text past its bound: refuse rather than store it.
+        merged.content.validate(settings)?;
         let resolution = match settings.conflict_mode {
             ConflictMode::Merge => Resolution::Merged,
             ConflictMode::ServerWins => Resolution::ServerWins,

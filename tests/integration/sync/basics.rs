@@ -74,6 +74,8 @@ async fn bad_rows_are_rejected_with_codes_while_the_rest_apply() {
     let mut stolen = bobs.clone();
     stolen["title"] = json!("mine now");
     let ahead = format!("{}/1", (chrono::Utc::now().timestamp() as u64 + 3600) << 32);
+    let mut other = bobs.clone();
+    other["id"] = json!(new_id());
     let mut skewed = doc(&new_id(), "from the future");
     skewed["hlc"] = json!(ahead);
     let rows = json!([
@@ -82,13 +84,17 @@ async fn bad_rows_are_rejected_with_codes_while_the_rest_apply() {
         { "newDocumentState": doc(&new_id(), &long) },
         { "assumedMasterState": bobs, "newDocumentState": stolen },
         { "newDocumentState": skewed },
+        { "assumedMasterState": other, "newDocumentState": doc(&new_id(), "ids differ") },
         { "newDocumentState": doc(&b, "last") },
     ]);
     let results = sync(&server, &alice, rows).await;
     let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, vec!["SYNCED", "REJECTED", "REJECTED", "REJECTED", "REJECTED", "SYNCED"]);
+    assert_eq!(statuses, vec!["SYNCED", "REJECTED", "REJECTED", "REJECTED", "REJECTED", "REJECTED", "SYNCED"]);
     let codes: Vec<&str> = results.iter().map(|r| r["error"]["code"].as_str().unwrap_or("-")).collect();
-    assert_eq!(codes, vec!["-", "BAD_USER_INPUT", "PAYLOAD_TOO_LARGE", "FORBIDDEN", "BAD_USER_INPUT", "-"]);
+    assert_eq!(
+        codes,
+        vec!["-", "BAD_USER_INPUT", "PAYLOAD_TOO_LARGE", "FORBIDDEN", "BAD_USER_INPUT", "BAD_USER_INPUT", "-"]
+    );
     assert!(results[4]["error"]["message"].as_str().unwrap().contains("ahead"), "{}", results[4]);
     assert!(results[3]["note"].is_null(), "nothing of bob's note is shown to alice");
 

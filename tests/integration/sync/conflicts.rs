@@ -201,3 +201,16 @@ async fn server_wins_mode_applies_nothing_and_push_notes_returns_the_server_stat
     assert_eq!(bad["pushNotes"][0]["deleted"], true);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn keeping_both_versions_never_stores_a_text_past_its_bound() {
+    let server = TestServer::start_with(1, |s| s.sync.max_body_chars = 20).await;
+    let alice = server.token("alice").await;
+    let base = create(&server, &alice, &new_id(), "t").await;
+    assert_eq!(edit(&server, &alice, &base, |n| n["body"] = json!("first device")).await["status"], "SYNCED");
+    let second = edit(&server, &alice, &base, |n| n["body"] = json!("second device")).await;
+    assert_eq!(second["status"], "REJECTED", "{second}");
+    assert_eq!(second["error"]["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(second["note"]["body"], "first device", "the server state comes back unchanged");
+    server.stop().await;
+}
