@@ -277,6 +277,39 @@ test('a note shared with a third user: conflicts by each strategy, visible throu
   assert.ok(await phone.get(plan.id), 'still on alice’s phone');
 });
 
+// The stamp helper of docs/sync-protocol.md: NTP64 time and a per-install hex clock id.
+function hlcClock() {
+  const clockId = randomUUID().replaceAll('-', '').slice(0, 16);
+  return () => {
+    const ms = BigInt(Date.now());
+    const ntp = ((ms / 1000n) << 32n) + (((ms % 1000n) << 32n) / 1000n);
+    return `${ntp}/${clockId}`;
+  };
+}
+
+test('last-writer-wins follows the edit clock: the later edit wins though it arrives first', async () => {
+  const phone = await device('phone-hlc', 'alice');
+  const tablet = await device('tablet-hlc', 'alice');
+  const [phoneNow, tabletNow] = [hlcClock(), hlcClock()];
+  await phone.online();
+  await tablet.online();
+  const memo = note('memo');
+  await phone.notes.insert(memo);
+  await phone.sync();
+  await eventually('the tablet has it', async () => assert.ok(await tablet.get(memo.id)));
+  await phone.offline();
+  await tablet.offline();
+  await (await phone.notes.findOne(memo.id).exec()).incrementalPatch({ title: 'phone, earlier', hlc: phoneNow() });
+  await new Promise((r) => setTimeout(r, 50));
+  await (await tablet.notes.findOne(memo.id).exec()).incrementalPatch({ title: 'tablet, later', hlc: tabletNow() });
+  await tablet.online();
+  await tablet.sync();
+  await phone.online();
+  await phone.sync();
+  const server = await converged('convergence', TOKENS.alice, [phone, tablet]);
+  assert.equal(server.get(memo.id).title, 'tablet, later');
+});
+
 test('someone else’s notes are refused and never pulled', async () => {
   const phone = await device('phone-carol', 'carol');
   await phone.online();
