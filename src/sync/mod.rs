@@ -11,6 +11,7 @@
 //! event log. Tombstones are kept for `sync.tombstone_retention_days` ([`retention`]).
 //!
 //! - [`graphql`]: `pullNotes`, `pushNotes`, `syncNotes`, `streamNotes`, sharing, conflicts;
+//!   [`types`]: their GraphQL types;
 //! - [`changes`]: the one write path of a note change; [`share`], [`conflicts`]: use cases;
 //! - [`stream`]: the live stream over the realtime log; [`model`]: the note and its fields;
 //! - [`settings`]: `[sync]`; [`error`]: [`SyncError`].
@@ -29,5 +30,6 @@ pub mod settings;
 pub mod share;
 pub mod store;
 pub mod stream;
+pub mod types;
 
 pub use error::SyncError;
