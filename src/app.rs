@@ -99,6 +99,8 @@ pub struct App {
     pub flags: Arc<FlagsCell>,
     /// Push notifications: the providers (APNs, FCM, or the log fallback) and the send path.
     pub push: Arc<Push>,
+    /// The hybrid logical clock that stamps note field writes (sync).
+    pub sync_clock: Arc<crate::sync::clock::Clock>,
 }
 
 impl std::ops::Deref for App {
@@ -142,6 +144,7 @@ impl App {
         flags.reload(db.conn()).await?;
         let jobs = Arc::new(JobQueue::new(db.clone(), settings.jobs.clone(), metrics.clone()));
         let push = Arc::new(Push::new(&settings.push)?);
+        let settings_sync_ahead = settings.sync.max_clock_ahead_ms;
         let kernel = Arc::new(Kernel {
             settings: settings.kernel(),
             db,
@@ -166,6 +169,7 @@ impl App {
             versions,
             flags,
             push,
+            sync_clock: Arc::new(crate::sync::clock::Clock::new(settings_sync_ahead)),
         }))
     }
 

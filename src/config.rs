@@ -104,6 +104,8 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Push notifications: APNs and FCM credentials, delivery limits.
     pub push: crate::push::settings::PushSettings,
+    /// Offline-first sync of notes: bounds, tombstone retention, conflict strategies.
+    pub sync: crate::sync::settings::SyncSettings,
 }
 
 impl Default for Settings {
@@ -138,6 +140,7 @@ impl Default for Settings {
             flags: Default::default(),
             jobs: JobSettings::default(),
             push: crate::push::settings::PushSettings::default(),
+            sync: crate::sync::settings::SyncSettings::default(),
         }
     }
 }
@@ -307,6 +310,7 @@ impl Settings {
             return Err(ConfigError::OutOfRange("jobs.lease_seconds and jobs.max_attempts must be positive".into()));
         }
         self.push.validate().map_err(ConfigError::OutOfRange)?;
+        self.sync.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

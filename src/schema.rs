@@ -31,6 +31,7 @@ pub struct Query(
     crate::flags::bootstrap::BootstrapQuery,
     crate::flags::graphql::FlagsQuery,
     crate::push::history::NotificationsQuery,
+    crate::sync::graphql::SyncQuery,
 );
 
 /// Every mutation, merged from the concerns.
@@ -42,11 +43,12 @@ pub struct Mutation(
     crate::realtime::graphql::RealtimeMutation,
     crate::push::graphql::PushMutation,
     crate::push::history::NotificationsMutation,
+    crate::sync::graphql::SyncMutation,
 );
 
 /// Every subscription, merged from the concerns.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(crate::realtime::graphql::RealtimeSubscription);
+pub struct Subscription(crate::realtime::graphql::RealtimeSubscription, crate::sync::graphql::SyncSubscription);
 
 /// The executable schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

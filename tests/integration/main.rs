@@ -27,6 +27,7 @@ mod push;
 mod rate_limits;
 mod realtime;
 mod replica;
+mod sync;
 mod transport;
 mod upstreams;
 mod versions;
