@@ -105,6 +105,8 @@ pub struct App {
     pub push: Arc<Push>,
     /// Media: the object storage and the upload URL signer.
     pub media: Arc<Media>,
+    /// The hybrid logical clock that stamps note field writes (sync).
+    pub sync_clock: Arc<crate::sync::clock::Clock>,
 }
 
 impl std::ops::Deref for App {
@@ -149,6 +151,7 @@ impl App {
         let jobs = Arc::new(JobQueue::new(db.clone(), settings.jobs.clone(), metrics.clone()));
         let push = Arc::new(Push::new(&settings.push)?);
         let media = Arc::new(Media::new(&settings.media, &settings.data_dir).map_err(StartError::Media)?);
+        let settings_sync_ahead = settings.sync.max_clock_ahead_ms;
         let kernel = Arc::new(Kernel {
             settings: settings.kernel(),
             db,
@@ -174,6 +177,7 @@ impl App {
             flags,
             push,
             media,
+            sync_clock: Arc::new(crate::sync::clock::Clock::new(settings_sync_ahead)),
         }))
     }
 

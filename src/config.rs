@@ -106,6 +106,8 @@ pub struct Settings {
     pub push: crate::push::settings::PushSettings,
     /// Media: storage, per-file limits and quotas, decoding limits, the variant ladder.
     pub media: crate::media::settings::MediaSettings,
+    /// Offline-first sync of notes: bounds, tombstone retention, conflict strategies.
+    pub sync: crate::sync::settings::SyncSettings,
 }
 
 impl Default for Settings {
@@ -141,6 +143,7 @@ impl Default for Settings {
             jobs: JobSettings::default(),
             push: crate::push::settings::PushSettings::default(),
             media: crate::media::settings::MediaSettings::default(),
+            sync: crate::sync::settings::SyncSettings::default(),
         }
     }
 }
@@ -311,6 +314,7 @@ impl Settings {
         }
         self.push.validate().map_err(ConfigError::OutOfRange)?;
         self.media.validate().map_err(ConfigError::OutOfRange)?;
+        self.sync.validate().map_err(ConfigError::OutOfRange)?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! mobile-bff: a GraphQL backend-for-frontend for mobile apps.
 //!
 //! One folder per concern ([`auth`], [`social`], [`messaging`], [`realtime`], [`upstreams`],
-//! [`flags`], [`push`], [`media`])
+//! [`flags`], [`push`], [`media`], [`sync`])
 //! over a shared [`kernel`] (database, GraphQL plumbing, HTTP transport, infrastructure) that
 //! imports no concern. The composition root ([`app`], [`schema`], [`server`], [`config`]) is
 //! the only code that knows every concern; [`dev`] holds development tools (the demo seed and
@@ -22,4 +22,5 @@ pub mod realtime;
 pub mod schema;
 pub mod server;
 pub mod social;
+pub mod sync;
 pub mod upstreams;

@@ -32,6 +32,7 @@ pub struct Query(
     crate::flags::graphql::FlagsQuery,
     crate::push::history::NotificationsQuery,
     crate::media::graphql::MediaQuery,
+    crate::sync::graphql::SyncQuery,
 );
 
 /// Every mutation, merged from the concerns.
@@ -44,11 +45,12 @@ pub struct Mutation(
     crate::push::graphql::PushMutation,
     crate::push::history::NotificationsMutation,
     crate::media::graphql::MediaMutation,
+    crate::sync::graphql::SyncMutation,
 );
 
 /// Every subscription, merged from the concerns.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(crate::realtime::graphql::RealtimeSubscription);
+pub struct Subscription(crate::realtime::graphql::RealtimeSubscription, crate::sync::graphql::SyncSubscription);
 
 /// The executable schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -142,6 +142,7 @@ fn realtime_tasks(app: &Arc<App>) -> Vec<JoinHandle<()>> {
         app.presence.spawn_ticker(),
         policy::spawn_refresher(&app.versions, &app.flags, app.settings.database_url.expose().to_owned()),
         crate::media::uploads::spawn_sweeper(app.media.finisher(app), app.settings.media.clone()),
+        crate::sync::retention::spawn_sweeper(app.db.clone(), app.settings.sync.clone()),
     ];
     if app.settings.is_postgres() && settings.pg_notify {
         // The listener holds the app only weakly: it must not keep a stopped server alive.

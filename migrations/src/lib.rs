@@ -19,6 +19,7 @@ mod m20261203_000001_refresh_successor_keys;
 mod m20261203_000002_versions;
 mod m20261203_000003_jobs_and_push;
 mod m20261204_000001_media;
+mod m20261204_000002_sync;
 mod m20261204_000003_feature_flags;
 
 /// The ordered list of migrations.
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_refresh_successor_keys::Migration),
             Box::new(m20261203_000002_versions::Migration),
             Box::new(m20261203_000003_jobs_and_push::Migration),
+            Box::new(m20261204_000002_sync::Migration),
             Box::new(m20261204_000003_feature_flags::Migration),
             Box::new(m20261204_000001_media::Migration),
         ]

@@ -105,6 +105,16 @@ pub async fn upsert(
         events::record(conn, user_id, Some(row.id), EventKind::NewDeviceLogin, detail).await?;
         return Ok(row);
     };
+    let signals = crate::auth::signals::Signals {
+        platform: Some(info.platform),
+        os_version: Some(info.os_version.clone()),
+        model: None,
+    };
+    let contradictions = crate::auth::signals::contradictions(&existing, &signals);
+    if !contradictions.is_empty() {
+        let detail = json!({ "contradictions": contradictions, "on": "login" });
+        events::record(conn, user_id, Some(existing.id), EventKind::DeviceSignalsContradict, detail).await?;
+    }
     let changed = existing.model != info.model
         || existing.os_version != info.os_version
         || existing.app_version != info.app_version;

@@ -26,6 +26,9 @@ pub enum EventKind {
     RefreshTokenReuse,
     /// A failed login for this account.
     LoginFailed,
+    /// A sign-in or refresh whose device signals (platform, OS version, model) contradict the
+    /// device's record.
+    DeviceSignalsContradict,
 }
 
 impl EventKind {
@@ -37,6 +40,7 @@ impl EventKind {
             Self::DeviceRevoked => "device_revoked",
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::LoginFailed => "login_failed",
+            Self::DeviceSignalsContradict => "device_signals_contradict",
         }
     }
 }

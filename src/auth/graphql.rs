@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::app;
 use crate::auth::entities::device;
+use crate::auth::signals::Signals;
 use crate::kernel::{hooks::FieldBudget, request::Platform};
 use crate::social::loaders;
 use crate::{
@@ -31,6 +32,7 @@ use crate::{
     },
     social::User,
 };
+use async_graphql::ErrorExtensions as _;
 
 /// Signs devices out (one transaction, in the use case) and cuts them off on this replica.
 async fn sign_out(app: &crate::app::App, user: i64, which: devices::SignOut) -> async_graphql::Result<Vec<i64>> {
@@ -112,7 +114,8 @@ impl Device {
 #[derive(SimpleObject)]
 pub struct SecurityEvent {
     /// What happened: `new_device_login`, `device_changed`, `device_revoked`,
-    /// `refresh_token_reuse`, `login_failed`.
+    /// `refresh_token_reuse`, `login_failed`, `device_signals_contradict` (a sign-in or
+    /// refresh from another platform or an older OS than the device's record).
     pub kind: String,
     /// The device concerned, if any.
     pub device_id: Option<ID>,
@@ -318,6 +321,30 @@ impl AuthQuery {
     }
 }
 
+/// Tells the user that a device's signals contradicted its record: a `SECURITY` push to their
+/// devices (the security event is already recorded). A failed send is logged, not fatal.
+async fn tell_about_signals(app: &crate::app::App, contradicted: &sessions::Contradicted) {
+    let mut data = serde_json::Map::new();
+    data.insert(
+        "deviceId".into(),
+        serde_json::Value::String(ids::encode(NodeType::Device, contradicted.device_id).to_string()),
+    );
+    data.insert("reason".into(), serde_json::Value::String("DEVICE_SIGNALS_CONTRADICT".into()));
+    let outgoing = crate::push::Outgoing {
+        user_id: contradicted.user_id,
+        category: crate::push::Category::Security,
+        priority: crate::push::Priority::High,
+        title: "Unusual sign-in activity".into(),
+        body: "A device signed in to your account reports a different platform or system than before. If it was not you, sign out that device.".into(),
+        silent: false,
+        data,
+        collapse_key: Some(format!("device-signals-{}", contradicted.device_id)),
+    };
+    if let Err(err) = crate::push::enqueue(app, outgoing).await {
+        tracing::warn!(error = %err, "could not send the device-signals notice");
+    }
+}
+
 fn unauthenticated() -> async_graphql::Error {
     api_error(ErrorCode::Unauthenticated, "invalid credentials or session")
 }
@@ -362,21 +389,35 @@ impl AuthMutation {
     /// Exchanges a refresh token for a new pair (the old one stops working).
     async fn refresh_tokens(&self, ctx: &Context<'_>, input: RefreshInput) -> async_graphql::Result<AuthPayload> {
         let app = app(ctx)?;
-        let header =
-            ctx.data::<crate::kernel::request::ClientInfo>().ok().and_then(|c| c.device_id).map(|d| d.to_string());
+        let client = ctx.data::<crate::kernel::request::ClientInfo>().ok();
+        let header = client.and_then(|c| c.device_id).map(|d| d.to_string());
         let device = input.client_device_id.or(header).unwrap_or_default();
-        match sessions::refresh(
+        let signals = Signals {
+            platform: client.and_then(|c| c.platform),
+            os_version: client.and_then(|c| c.os_version.clone()),
+            model: None,
+        };
+        let refreshed = sessions::refresh(
             &app.db,
             &app.keys,
             &app.settings.auth,
             &app.recent_pairs,
             &input.refresh_token,
             &device,
+            &signals,
         )
         .await
-        .api()?
-        {
+        .api()?;
+        if let Some(contradicted) = &refreshed.contradicted {
+            tell_about_signals(app, contradicted).await;
+        }
+        match refreshed.outcome {
             Ok(pair) => Ok(pair.into()),
+            Err(Refusal::StepUp { device_id }) => {
+                app.gate.revoked(device_id);
+                Err(api_error(ErrorCode::Unauthenticated, "sign in again on this device")
+                    .extend_with(|_, ext| ext.set("reason", "STEP_UP_REQUIRED")))
+            }
             Err(refusal) => {
                 if refusal == Refusal::Reused {
                     tracing::warn!("refresh token reuse: family revoked");

@@ -22,6 +22,7 @@ pub mod password;
 pub mod routes;
 pub mod sessions;
 pub mod settings;
+pub mod signals;
 
 // The API other concerns use (they reach auth only through these names).
 pub use self::bearer::BearerVerifier;

@@ -204,9 +204,10 @@ pub async fn token(State(app): State<Arc<App>>, Form(params): Form<Params>) -> R
         "refresh_token" => match oauth::refresh_device(app.db.conn(), get("refresh_token"), get("client_id")).await {
             Ok(Some(device)) => {
                 let raw = get("refresh_token");
-                sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, raw, &device)
+                let signals = crate::auth::signals::Signals::default();
+                sessions::refresh(&app.db, &app.keys, &app.settings.auth, &app.recent_pairs, raw, &device, &signals)
                     .await
-                    .map(|r| r.map_err(|_| invalid_grant.clone()))
+                    .map(|r| r.outcome.map_err(|_| invalid_grant.clone()))
             }
             Ok(None) => Ok(Err(invalid_grant.clone())),
             Err(err) => Err(err),

@@ -24,6 +24,7 @@ use sea_orm::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::auth::signals::{self, Contradiction, SignalPolicy, Signals};
 use crate::auth::{
     TokenPair,
     events::{self, EventKind},
@@ -140,9 +141,37 @@ pub enum Refusal {
     WrongDevice,
     /// A used token outside the grace window: the family was revoked.
     Reused,
+    /// The device's signals contradict its record under `auth.device_signals = "step_up"`:
+    /// the device was signed out; the user signs in again.
+    StepUp {
+        /// The device signed out.
+        device_id: i64,
+    },
 }
 
-/// Rotates `raw`, presented by the device whose client device id is `client_device_id`.
+/// Device signals of a refresh that contradict the device's record (already recorded as a
+/// security event; the caller tells the user).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contradicted {
+    /// The user.
+    pub user_id: i64,
+    /// The device.
+    pub device_id: i64,
+    /// What disagreed.
+    pub contradictions: Vec<Contradiction>,
+}
+
+/// A refresh's outcome, and the contradicting device signals it found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refreshed {
+    /// New tokens, or why not.
+    pub outcome: Result<TokenPair, Refusal>,
+    /// Signals that contradicted the record, if any.
+    pub contradicted: Option<Contradicted>,
+}
+
+/// Rotates `raw`, presented by the device whose client device id is `client_device_id` with
+/// `signals` (its headers), checked against the device's record.
 pub async fn refresh(
     db: &Db,
     keys: &SigningKeys,
@@ -150,6 +179,23 @@ pub async fn refresh(
     recent: &RecentPairs,
     raw: &str,
     client_device_id: &str,
+    signals: &Signals,
+) -> Result<Refreshed, DomainError> {
+    let mut contradicted = None;
+    let outcome = rotate(db, keys, settings, recent, raw, client_device_id, signals, &mut contradicted).await?;
+    Ok(Refreshed { outcome, contradicted })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rotate(
+    db: &Db,
+    keys: &SigningKeys,
+    settings: &AuthSettings,
+    recent: &RecentPairs,
+    raw: &str,
+    client_device_id: &str,
+    signals: &Signals,
+    contradicted: &mut Option<Contradicted>,
 ) -> Result<Result<TokenPair, Refusal>, DomainError> {
     if raw.is_empty() || raw.len() > 128 {
         return Ok(Err(Refusal::Invalid));
@@ -173,6 +219,18 @@ pub async fn refresh(
     }
     if !client_device_id.trim().eq_ignore_ascii_case(&device.client_device_id) {
         return Ok(Err(Refusal::WrongDevice));
+    }
+    let contradictions = signals::contradictions(&device, signals);
+    if !contradictions.is_empty() {
+        let detail = json!({ "contradictions": contradictions, "on": "refresh" });
+        events::record(&*tx, row.user_id, Some(row.device_id), EventKind::DeviceSignalsContradict, detail).await?;
+        let strong = contradictions.iter().any(Contradiction::is_strong);
+        *contradicted = Some(Contradicted { user_id: row.user_id, device_id: row.device_id, contradictions });
+        if strong && settings.device_signals == SignalPolicy::StepUp {
+            super::devices::revoke(&*tx, row.user_id, row.device_id, false).await?;
+            tx.commit().await?;
+            return Ok(Err(Refusal::StepUp { device_id: row.device_id }));
+        }
     }
     let successor = successor_of(keys, &row, raw);
     if let Some(used_at) = row.used_at {
@@ -233,8 +291,13 @@ pub async fn refresh(
     used.used_at = Set(Some(now));
     used.replaced_by = Set(Some(next.id));
     used.update(&*tx).await?;
+    let upgraded_os = signals.os_version.clone().filter(|os| signals::os_upgraded(os, &device.os_version));
     let mut seen: device::ActiveModel = device.into();
     seen.last_seen_at = Set(now);
+    if let Some(os) = upgraded_os {
+        // The record follows the device forward, so a later step back stands out.
+        seen.os_version = Set(os);
+    }
     seen.update(&*tx).await?;
     tx.commit().await?;
     let (access_token, access_expires_at) = access(keys, user_id, device_id)?;

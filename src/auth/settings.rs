@@ -37,6 +37,9 @@ pub struct AuthSettings {
     pub revocation_cache_seconds: u64,
     /// How long a biometric challenge may be answered, in seconds.
     pub biometric_challenge_seconds: u64,
+    /// What a refresh whose device signals contradict the record does: `record` (a security
+    /// event and a notice to the user) or `step_up` (also refused: the user signs in again).
+    pub device_signals: crate::auth::signals::SignalPolicy,
 }
 
 impl Default for AuthSettings {
@@ -55,6 +58,7 @@ impl Default for AuthSettings {
             argon2_iterations: 2,
             revocation_cache_seconds: 5,
             biometric_challenge_seconds: 60,
+            device_signals: Default::default(),
         }
     }
 }

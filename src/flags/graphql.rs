@@ -16,7 +16,7 @@ use crate::{
             context::viewer,
             error::{ErrorCode, api_error},
         },
-        request::{ClientAddr, ClientInfo},
+        request::ClientInfo,
     },
 };
 
@@ -61,8 +61,7 @@ impl FlagEvaluation {
 /// Every flag (or the flags `keys`) for the caller of `ctx`, counted in the metrics.
 pub fn for_caller(ctx: &Context<'_>, app: &App, keys: Option<&[String]>) -> Vec<FlagEvaluation> {
     let client = ctx.data::<ClientInfo>().cloned().unwrap_or_default();
-    let ip = ctx.data::<ClientAddr>().ok().map(|a| a.0);
-    let context = context::for_request(viewer(ctx).user_id, &client, ip, &app.settings.flags.environment);
+    let context = context::for_request(viewer(ctx).user_id, &client, client.ip, &app.settings.flags.environment);
     let catalog = app.flags.current();
     let evaluations = evaluate(&catalog, &context, keys);
     for flag in &evaluations {

@@ -27,10 +27,6 @@ impl Viewer {
     }
 }
 
-/// The caller's IP address, as the request data of every operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub std::net::IpAddr);
-
 /// The platform a device runs.
 // One enum for `X-Platform`, the device registry and the API's `DevicePlatform`; an absent
 // or unrecognised platform is `None` where one is optional (`ClientInfo::platform`).
@@ -177,6 +173,8 @@ pub struct ClientInfo {
     pub locale: Option<String>,
     /// `X-OS-Version` (`17.4.1`): digits and dots, at most 32 characters.
     pub os_version: Option<String>,
+    /// The client's IP address (set by the operation pipeline; `None` outside an operation).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 impl ClientInfo {

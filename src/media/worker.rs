@@ -21,7 +21,7 @@ use crate::{
         uploads::{PROCESS_KIND, original_key},
         variants::{self, Encoding, Ladder},
     },
-    push::{OutgoingPush, PushCategory, PushPriority, enqueue_push},
+    push::{Category as PushCategory, Outgoing as OutgoingPush, Priority as PushPriority, enqueue as enqueue_push},
     realtime::{MediaRecord, media_processed},
 };
 

@@ -28,8 +28,8 @@ pub mod types;
 pub mod worker;
 
 pub use self::error::PushError;
-pub use self::payload::{Category as PushCategory, Priority as PushPriority};
-pub use self::send::{Outgoing as OutgoingPush, enqueue as enqueue_push};
+pub use self::payload::{Category, Priority};
+pub use self::send::{Outgoing, enqueue};
 pub use self::types::PushRegistration;
 use self::{provider::Providers, settings::PushSettings};
 

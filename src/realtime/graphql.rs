@@ -16,7 +16,10 @@ use crate::app::app;
 use crate::realtime::{
     activity::{Activity, MediaRecord, PostActivityRecord},
     entities::user_event,
-    log::{self, ConversationRecord, EventKind, MessageRecord, PresenceRecord, ReadRecord},
+    log::{
+        self, ConversationRecord, EventKind, MessageRecord, NotesChangedRecord, PresenceRecord, ReadRecord,
+        SyncConflictRecord,
+    },
     presence::Status,
     stream::{self, Item},
 };
@@ -72,9 +75,12 @@ impl Event {
             EventKind::MessageAdded => self.payload::<MessageRecord>(self.kind).map(|m| m.conversation_id),
             EventKind::MessageRead => self.payload::<ReadRecord>(self.kind).map(|r| r.conversation_id),
             EventKind::ConversationAdded => self.payload::<ConversationRecord>(self.kind).map(|c| c.conversation_id),
-            EventKind::PresenceChanged | EventKind::PostActivity | EventKind::MediaReady | EventKind::MediaFailed => {
-                None
-            }
+            EventKind::PresenceChanged
+            | EventKind::PostActivity
+            | EventKind::NotesChanged
+            | EventKind::SyncConflict
+            | EventKind::MediaReady
+            | EventKind::MediaFailed => None,
         };
         id.map(|id| ids::encode(NodeType::Conversation, id))
     }
@@ -97,6 +103,26 @@ impl Event {
     /// The comment or reaction on the viewer's post (`POST_ACTIVITY`).
     async fn post_activity(&self) -> Option<PostActivity> {
         self.payload::<PostActivityRecord>(EventKind::PostActivity).map(PostActivity)
+    }
+
+    /// The notes concerned (`NOTES_CHANGED`, `SYNC_CONFLICT`).
+    async fn note_ids(&self) -> Option<Vec<String>> {
+        match self.kind {
+            EventKind::NotesChanged => self.payload::<NotesChangedRecord>(self.kind).map(|r| r.note_ids),
+            EventKind::SyncConflict => self.payload::<SyncConflictRecord>(self.kind).map(|r| vec![r.note_id]),
+            _ => None,
+        }
+    }
+
+    /// The viewer's newest note change position (`NOTES_CHANGED`).
+    async fn notes_seq(&self) -> Option<i64> {
+        self.payload::<NotesChangedRecord>(EventKind::NotesChanged).map(|r| r.seq)
+    }
+
+    /// The recorded conflicts, one per field (`SYNC_CONFLICT`; ids of `syncConflicts` nodes).
+    async fn sync_conflict_ids(&self) -> Option<Vec<ID>> {
+        self.payload::<SyncConflictRecord>(EventKind::SyncConflict)
+            .map(|r| r.conflict_ids.into_iter().map(|id| ID(id.to_string())).collect())
     }
 
     /// The processed upload (`MEDIA_READY`, `MEDIA_FAILED`).

@@ -31,6 +31,11 @@ pub enum EventKind {
     PresenceChanged,
     /// Someone commented on or reacted to one of the viewer's posts (`postActivity`).
     PostActivity,
+    /// Notes the viewer can see changed (`noteIds`, `notesSeq`): pull from your checkpoint.
+    NotesChanged,
+    /// A sync conflict on one of the viewer's notes was resolved (`noteIds`,
+    /// `syncConflictIds`): see `syncConflicts`.
+    SyncConflict,
     /// One of the viewer's uploads finished processing (`media`).
     MediaReady,
     /// One of the viewer's uploads could not be processed (`media`).
@@ -46,6 +51,8 @@ impl EventKind {
             Self::ConversationAdded => "conversation_added",
             Self::PresenceChanged => "presence_changed",
             Self::PostActivity => "post_activity",
+            Self::NotesChanged => "notes_changed",
+            Self::SyncConflict => "sync_conflict",
             Self::MediaReady => "media_ready",
             Self::MediaFailed => "media_failed",
         }
@@ -59,6 +66,8 @@ impl EventKind {
             "conversation_added" => Self::ConversationAdded,
             "presence_changed" => Self::PresenceChanged,
             "post_activity" => Self::PostActivity,
+            "notes_changed" => Self::NotesChanged,
+            "sync_conflict" => Self::SyncConflict,
             "media_ready" => Self::MediaReady,
             "media_failed" => Self::MediaFailed,
             _ => return None,
@@ -126,6 +135,26 @@ pub struct PresenceRecord {
     pub status: String,
     /// Their last sign of life.
     pub last_seen_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Payload of [`EventKind::NotesChanged`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotesChangedRecord {
+    /// The recipient's newest note change position.
+    pub seq: i64,
+    /// The notes that changed.
+    pub note_ids: Vec<String>,
+}
+
+/// Payload of [`EventKind::SyncConflict`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncConflictRecord {
+    /// The note.
+    pub note_id: String,
+    /// The recorded conflicts (one per field).
+    pub conflict_ids: Vec<i64>,
+    /// Their fields.
+    pub fields: Vec<String>,
 }
 
 /// Appends one event of `kind` to the log of each recipient, inside the caller's write

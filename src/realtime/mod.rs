@@ -23,7 +23,12 @@ pub mod stream;
 
 // The API other concerns use (they reach realtime only through these names).
 pub use self::activity::{Activity, MediaRecord, media_processed, post_activity};
+pub use self::bus::EventBus;
 pub use self::entities::user_event;
-pub use self::log::{ConversationRecord, EventKind, MessageRecord, ReadRecord, append as append_event};
+pub use self::log::{
+    ConversationRecord, EventKind, MessageRecord, NotesChangedRecord, ReadRecord, Start, SyncConflictRecord,
+    append as append_event, start as log_start,
+};
 pub use self::settings::RealtimeSettings;
 pub use self::store::notify_revoked;
+pub use self::stream::{Item, user_events};

@@ -289,3 +289,71 @@ async fn a_refresh_in_the_grace_window_keeps_the_session_across_a_key_rotation()
     new.shutdown().await;
     database.destroy().await;
 }
+
+/// Refreshes with `headers` (the app's own: `X-Platform`, `X-OS-Version`).
+async fn refresh_with(server: &TestServer, token: &str, headers: &[(&str, &str)]) -> Value {
+    let query = format!("mutation($input: RefreshInput!) {{ refreshTokens(input: $input) {{ {PAYLOAD} }} }}");
+    let mut request = server
+        .client
+        .post(format!("{}/graphql", server.base))
+        .json(&json!({ "query": query, "variables": { "input": { "refreshToken": token, "clientDeviceId": PHONE } } }));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request").json().await.expect("json")
+}
+
+async fn event_kinds(server: &TestServer, access: &str) -> Vec<String> {
+    let events =
+        server.data("{ securityEvents(first: 20) { edges { node { kind } } } }", json!({}), Some(access)).await;
+    events["securityEvents"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn contradicting_device_signals_are_recorded_and_step_up_refuses_the_refresh() {
+    // Default policy: recorded (and told), the refresh goes through; an OS upgrade is not a
+    // contradiction and moves the record forward, so stepping back after it is one.
+    let server = TestServer::start(0).await;
+    let first = register(&server).await;
+    let refreshed = refresh_with(
+        &server,
+        first["refreshToken"].as_str().expect("rt"),
+        &[("x-platform", "ios"), ("x-os-version", "18.2")],
+    )
+    .await;
+    let access = refreshed["data"]["refreshTokens"]["accessToken"].as_str().expect("an upgrade refreshes").to_owned();
+    assert!(!event_kinds(&server, &access).await.contains(&"device_signals_contradict".to_owned()));
+    let token = refreshed["data"]["refreshTokens"]["refreshToken"].as_str().expect("rt").to_owned();
+    let back = refresh_with(&server, &token, &[("x-platform", "ios"), ("x-os-version", "18.1")]).await;
+    let access = back["data"]["refreshTokens"]["accessToken"].as_str().expect("recorded, not refused").to_owned();
+    assert!(event_kinds(&server, &access).await.contains(&"device_signals_contradict".to_owned()));
+    // The user is told: a SECURITY notification in their history.
+    let history = server
+        .data("{ notifications(first: 5) { edges { node { category title } } } }", json!({}), Some(&access))
+        .await;
+    assert_eq!(history["notifications"]["edges"][0]["node"]["category"], "SECURITY", "{history}");
+    server.stop().await;
+
+    // step_up: another platform under the same client device id is refused and signs the
+    // device out; a model change alone would not be.
+    let server =
+        TestServer::start_with(0, |s| s.auth.device_signals = mobile_bff::auth::signals::SignalPolicy::StepUp).await;
+    let first = register(&server).await;
+    let old_access = first["accessToken"].as_str().expect("at").to_owned();
+    let refused =
+        refresh_with(&server, first["refreshToken"].as_str().expect("rt"), &[("x-platform", "android")]).await;
+    assert_eq!(code(&refused), "UNAUTHENTICATED", "{refused}");
+    assert_eq!(refused["errors"][0]["extensions"]["reason"], "STEP_UP_REQUIRED", "{refused}");
+    assert_eq!(status_with(&server, &old_access).await, 401, "the device is signed out at once");
+    let again = refresh_with(&server, first["refreshToken"].as_str().expect("rt"), &[("x-platform", "ios")]).await;
+    assert_eq!(code(&again), "UNAUTHENTICATED", "its refresh tokens are gone too: {again}");
+    let relogin = login(&server, "dana@example.com", "correct horse battery", PHONE).await;
+    let access = relogin["data"]["login"]["accessToken"].as_str().expect("signing in again works").to_owned();
+    assert!(event_kinds(&server, &access).await.contains(&"device_signals_contradict".to_owned()));
+    server.stop().await;
+}

@@ -10,6 +10,7 @@ mod architecture;
 mod common;
 
 mod auth;
+mod auth_attacks;
 mod bad_input;
 mod biometric;
 mod cli;
@@ -27,6 +28,7 @@ mod push;
 mod rate_limits;
 mod realtime;
 mod replica;
+mod sync;
 mod transport;
 mod upstreams;
 mod versions;

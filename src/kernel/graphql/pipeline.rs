@@ -25,7 +25,6 @@ use super::{
     error_codes::assign_codes,
     ordering::selected_operation,
 };
-use crate::kernel::request::ClientAddr;
 use crate::kernel::{
     Kernel,
     hooks::{Hooks, Resolve, Scope},
@@ -160,8 +159,7 @@ impl Pipeline {
             .prepare
             .prepare(request, &scope)
             .data(caller.viewer)
-            .data(caller.client.clone())
-            .data(ClientAddr(caller.ip));
+            .data(ClientInfo { ip: Some(caller.ip), ..caller.client.clone() });
         if !self.kernel.documents.introspection_allowed() {
             request = request.disable_introspection();
         }

@@ -104,6 +104,7 @@ pub fn client_info(headers: &HeaderMap) -> ClientInfo {
         os_version: header(headers, &X_OS_VERSION)
             .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
             .map(str::to_owned),
+        ip: None,
     }
 }
 
