@@ -2,14 +2,15 @@
 //! and segments, replaced when the refresher (`policy::spawn_refresher`, every
 //! `versions.refresh_seconds`) finds them changed — so `mobile-bff flags kill` is served by
 //! every replica within that interval. Each snapshot has a version tag (a hash of what it
-//! holds) for ETags: the same flags give the same tag on every replica.
+//! holds) for ETags: the same flags give the same tag on every replica. Each refresh reads only
+//! the keys and write times; the definitions are read when those changed.
 
 use std::{
     collections::BTreeMap,
     sync::{Arc, RwLock},
 };
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QuerySelect};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -93,10 +94,37 @@ pub async fn load(
     Ok((feature_flag::Entity::find().all(conn).await?, feature_flag_segment::Entity::find().all(conn).await?))
 }
 
+/// What changes whenever a flag or segment is written (keys and write times, not the
+/// definitions): the refresher reads this every interval and the definitions only when it moved.
+async fn stamp(conn: &impl ConnectionTrait) -> Result<String, DbErr> {
+    let flags: Vec<(String, chrono::DateTime<chrono::Utc>)> = feature_flag::Entity::find()
+        .select_only()
+        .columns([feature_flag::Column::Key, feature_flag::Column::UpdatedAt])
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let segments: Vec<(i64, chrono::DateTime<chrono::Utc>)> = feature_flag_segment::Entity::find()
+        .select_only()
+        .columns([feature_flag_segment::Column::Id, feature_flag_segment::Column::UpdatedAt])
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut hasher = Sha256::new();
+    for (key, at) in &flags {
+        hasher.update(format!("{key}\0{}\0", at.timestamp_micros()).as_bytes());
+    }
+    for (id, at) in &segments {
+        hasher.update(format!("{id}\u{1}{}\0", at.timestamp_micros()).as_bytes());
+    }
+    Ok(crate::kernel::idempotency::hex(&hasher.finalize()[..12]))
+}
+
 /// The snapshot requests read.
 #[derive(Debug, Default)]
 pub struct FlagsCell {
     current: RwLock<Arc<Catalog>>,
+    /// The [`stamp`] of the rows `current` was built from.
+    stamp: std::sync::Mutex<Option<String>>,
 }
 
 impl FlagsCell {
@@ -105,9 +133,14 @@ impl FlagsCell {
         self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Re-reads the stored flags through `conn`; true when they changed.
+    /// Re-reads the stored flags through `conn` when their stamp moved; true when they changed.
     pub async fn reload(&self, conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
+        let stamp = stamp(conn).await?;
+        if self.stamp.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_deref() == Some(stamp.as_str()) {
+            return Ok(false);
+        }
         let (flags, segments) = load(conn).await?;
+        *self.stamp.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(stamp);
         let catalog = Catalog::from_rows(&flags, &segments);
         let mut current = self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if current.tag == catalog.tag {

@@ -107,6 +107,20 @@ pub enum EvaluationError {
     General,
 }
 
+impl EvaluationError {
+    /// The OpenFeature code (`FLAG_NOT_FOUND`, …), as OFREP answers it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FlagNotFound => "FLAG_NOT_FOUND",
+            Self::TargetingKeyMissing => "TARGETING_KEY_MISSING",
+            Self::InvalidContext => "INVALID_CONTEXT",
+            Self::TypeMismatch => "TYPE_MISMATCH",
+            Self::ParseError => "PARSE_ERROR",
+            Self::General => "GENERAL",
+        }
+    }
+}
+
 /// The chosen variant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VariantResult {

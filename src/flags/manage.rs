@@ -156,10 +156,16 @@ fn variant(spec: &str) -> Result<Variant, FlagsError> {
     })
 }
 
-async fn find(db: &Db, key: &str) -> Result<Option<feature_flag::Model>, FlagsError> {
-    if !valid_key(key) {
-        return Err(FlagsError::OutOfRange("a flag key is 1 to 100 characters without spaces or '/'".into()));
+fn check_key(key: &str) -> Result<(), FlagsError> {
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(FlagsError::OutOfRange("a flag key is 1 to 100 characters without spaces or '/'".into()))
     }
+}
+
+async fn find(db: &Db, key: &str) -> Result<Option<feature_flag::Model>, FlagsError> {
+    check_key(key)?;
     Ok(feature_flag::Entity::find_by_id(key.to_owned()).one(db.conn()).await?)
 }
 
@@ -170,9 +176,7 @@ async fn write(
     before: Option<feature_flag::Model>,
     after: Option<Feature>,
 ) -> Result<(), FlagsError> {
-    if !valid_key(key) {
-        return Err(FlagsError::OutOfRange("a flag key is 1 to 100 characters without spaces or '/'".into()));
-    }
+    check_key(key)?;
     let actor: String = actor.trim().chars().take(200).collect();
     let actor = if actor.is_empty() { "unknown".to_owned() } else { actor };
     let after_json =

@@ -141,21 +141,10 @@ fn value(evaluation: &Evaluation) -> Value {
     }
 }
 
-fn error_code(error: EvaluationError) -> &'static str {
-    match error {
-        EvaluationError::FlagNotFound => "FLAG_NOT_FOUND",
-        EvaluationError::TargetingKeyMissing => "TARGETING_KEY_MISSING",
-        EvaluationError::InvalidContext => "INVALID_CONTEXT",
-        EvaluationError::TypeMismatch => "TYPE_MISMATCH",
-        EvaluationError::ParseError => "PARSE_ERROR",
-        EvaluationError::General => "GENERAL",
-    }
-}
-
 /// One flag in OFREP's form: a success or an error item.
 fn item(key: &str, evaluation: &Evaluation) -> Value {
     match evaluation.error {
-        Some(error) => json!({ "key": key, "errorCode": error_code(error), "errorDetails": error_details(error) }),
+        Some(error) => json!({ "key": key, "errorCode": error.as_str(), "errorDetails": error_details(error) }),
         None => json!({
             "key": key,
             "value": value(evaluation),
